@@ -1,0 +1,25 @@
+"""argoplug: a framework and toolkit for Argo Workflows executor plugins.
+
+The public API: declare a `Plugin`, write its handler, return a `Result` or raise `TemporaryError` /
+`PermanentError`; run long external work through `JobTracker`. Everything else may change.
+"""
+
+from argoplug.jobs import ExternalJob, JobState, JobStatus, JobTracker
+from argoplug.plugin import ArgumentError, PermanentError, Plugin, Result, Task, TemporaryError
+from argoplug.protocol import Phase
+
+__all__ = [
+    "ArgumentError",
+    "ExternalJob",
+    "JobState",
+    "JobStatus",
+    "JobTracker",
+    "PermanentError",
+    "Phase",
+    "Plugin",
+    "Result",
+    "Task",
+    "TemporaryError",
+]
+
+__version__ = "0.1.0"

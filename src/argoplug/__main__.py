@@ -1,0 +1,5 @@
+"""`python -m argoplug`: the CLI."""
+
+from argoplug.cli import main
+
+main()

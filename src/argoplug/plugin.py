@@ -1,0 +1,355 @@
+"""The authoring API: a plugin is a typed handler bound to one plugin key.
+
+Plugin authors declare a `Plugin`, decorate a handler, and return a `Result` or raise `TemporaryError` /
+`PermanentError`. The server (`argoplug.server`) turns all of it into replies; `outcome_for` is the one
+place that maps a handler's outcome to a node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import hashlib
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from argoplug.protocol import (
+    ExecuteTemplateArgs,
+    NodeResult,
+    Outputs,
+    Parameter,
+    Phase,
+    Template,
+    encode_parameter_value,
+    format_duration,
+)
+
+__all__ = [
+    "ArgumentError",
+    "PermanentError",
+    "Plugin",
+    "Result",
+    "Task",
+    "TemporaryError",
+    "idempotency_key",
+]
+
+log = logging.getLogger("argoplug.plugin")
+
+ArgsT = TypeVar("ArgsT")
+Handler = Callable[["Task", Any], "Result | Awaitable[Result]"]
+
+DEFAULT_REQUEUE = 30.0
+
+
+class TemporaryError(Exception):
+    """Raise for trouble that passes (throttling, a 5xx, a lost connection): the node stays `Running`.
+
+    The agent calls again after `delay` seconds (default 30). Nothing is failed for a blip.
+    """
+
+    def __init__(self, message: str, *, delay: float = DEFAULT_REQUEUE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.delay = delay
+
+
+class PermanentError(Exception):
+    """Raise when the work itself failed or cannot be done as asked: the node is `Failed`.
+
+    Argo's `retryStrategy` with `retryPolicy: OnFailure` retries a Failed node. `outputs` (name → value)
+    are reported with the failure.
+    """
+
+    def __init__(self, message: str, *, outputs: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.outputs = dict(outputs or {})
+
+
+class ArgumentError(PermanentError):
+    """The plugin block of a template does not fit the plugin's argument type; names each bad field."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Result:
+    """What a handler returns: a phase, a message, output parameters and, while running, a requeue.
+
+    Build it with `Result.succeeded`, `Result.failed` or `Result.running`. `outputs` maps parameter
+    names to values; values that are not strings are JSON-encoded (see `encode_parameter_value`).
+    `requeue` is in seconds and only kept for Pending/Running.
+    """
+
+    phase: Phase
+    message: str = ""
+    outputs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    requeue: float | None = None
+    result: str | None = None
+
+    @classmethod
+    def succeeded(
+        cls, message: str = "", *, outputs: Mapping[str, Any] | None = None, result: str | None = None
+    ) -> Result:
+        """The work is done; `outputs` must be complete (they replace the node's outputs)."""
+        return cls(Phase.SUCCEEDED, message, dict(outputs or {}), None, result)
+
+    @classmethod
+    def failed(cls, message: str, *, outputs: Mapping[str, Any] | None = None) -> Result:
+        """The work failed; `message` says what and why."""
+        return cls(Phase.FAILED, message, dict(outputs or {}))
+
+    @classmethod
+    def running(
+        cls, message: str = "", *, requeue: float = DEFAULT_REQUEUE, outputs: Mapping[str, Any] | None = None
+    ) -> Result:
+        """The work goes on; the agent calls again with the same request after `requeue` seconds."""
+        if requeue <= 0:
+            raise ValueError(f"requeue must be > 0 seconds, got {requeue!r}")
+        return cls(Phase.RUNNING, message, dict(outputs or {}), requeue)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Task:
+    """One call of a plugin: the workflow, the template as resolved, and a deterministic key.
+
+    `parameters` maps the template's input parameter names to their values (strings). `key` is the
+    idempotency key (see `idempotency_key`): the same for every call of the same task, so external work
+    can be named from it and found again after a requeue or a restart.
+    """
+
+    workflow_name: str
+    namespace: str
+    workflow_uid: str
+    plugin_key: str
+    template: Template
+    parameters: Mapping[str, str]
+    key: str
+
+    @classmethod
+    def from_args(cls, args: ExecuteTemplateArgs, plugin_key: str) -> Task:
+        """Build the task of a decoded request for `plugin_key`."""
+        meta = args.workflow.metadata
+        params = {
+            p.name: p.value if p.value is not None else (p.default or "")
+            for p in args.template.inputs.parameters
+        }
+        return cls(
+            workflow_name=meta.name,
+            namespace=meta.namespace,
+            workflow_uid=meta.uid,
+            plugin_key=plugin_key,
+            template=args.template,
+            parameters=params,
+            key=idempotency_key(args, plugin_key),
+        )
+
+
+def idempotency_key(args: ExecuteTemplateArgs, plugin_key: str) -> str:
+    """Derive the task's idempotency key: 32 hex digits of SHA-256.
+
+    Hashes the workflow's uid, name and namespace, the plugin key and the template as resolved (name,
+    inputs, plugin arguments), in a canonical encoding. Argo sends no node ID or attempt number, so
+    two fan-out items or retry attempts with identical templates share a key; put `{{node.name}}` or
+    `{{retries}}` into the plugin block to tell them apart.
+    """
+    meta = args.workflow.metadata
+    template = args.template
+    material = msgspec.json.encode(
+        [meta.uid, meta.name, meta.namespace, plugin_key, template.name, template.inputs, template.plugin],
+        order="sorted",
+    )
+    return hashlib.sha256(material).hexdigest()[:32]
+
+
+class Plugin(Generic[ArgsT]):
+    """An executor plugin: a plugin key, an argument type and one handler.
+
+    `args` is a msgspec Struct (or any type msgspec converts to) for the plugin block of the template.
+    Conversion is lax, as Argo substitutes parameters as strings: "3" is accepted for an int field and
+    "true" for a bool. Without `args` the handler receives the block as a dict.
+
+    Usage::
+
+        plugin = Plugin("hello", args=HelloArgs, description="Says hello")
+
+        @plugin.handler
+        def hello(task: Task, args: HelloArgs) -> Result:
+            return Result.succeeded(outputs={"greeting": f"hello {args.name}"})
+
+    The handler may be sync (run in a thread pool) or async; `handler` returns it unchanged.
+    """
+
+    def __init__(
+        self, key: str, *, args: type[ArgsT] | None = None, description: str = "", name: str | None = None
+    ) -> None:
+        if not key or not isinstance(key, str):
+            raise ValueError(f"plugin key must be a non-empty string, got {key!r}")
+        self.key = key
+        self.args_type: Any = args if args is not None else dict
+        self.description = description
+        self.name = name or key
+        self._handler: Handler | None = None
+        self._is_async = False
+
+    def __repr__(self) -> str:
+        return f"Plugin({self.key!r})"
+
+    def handler(self, fn: Callable[[Task, ArgsT], Result | Awaitable[Result]]) -> Callable[..., Any]:
+        """Register `fn(task, args)` as this plugin's handler and return it unchanged.
+
+        Raises ValueError if a handler is already registered.
+        """
+        if self._handler is not None:
+            raise ValueError(f"plugin {self.key!r} already has a handler: {self._handler.__qualname__}")
+        self._handler = fn
+        self._is_async = inspect.iscoroutinefunction(fn)
+        return fn
+
+    def parse_args(self, block: Any) -> ArgsT:
+        """Convert the template's plugin block to the argument type.
+
+        Raises ArgumentError naming every bad field, the value given and what was expected.
+        """
+        if block is None:
+            block = {}
+        try:
+            return msgspec.convert(block, self.args_type, strict=False)
+        except msgspec.ValidationError as exc:
+            problems = _argument_problems(block, self.args_type) or [str(exc)]
+            raise ArgumentError(
+                f"invalid arguments for plugin {self.key!r}: " + "; ".join(problems)
+            ) from None
+
+    async def call(self, task: Task) -> Result:
+        """Parse the arguments of `task` and run the handler (sync handlers in a worker thread).
+
+        Raises what the handler raises; ArgumentError for bad arguments; RuntimeError without a handler.
+        """
+        if self._handler is None:
+            raise RuntimeError(
+                f"plugin {self.key!r} has no handler: decorate a function with @plugin.handler"
+            )
+        args = self.parse_args(task.template.plugin.get(self.key))
+        if self._is_async:
+            result = await self._handler(task, args)  # type: ignore[misc]
+        else:
+            result = await asyncio.get_running_loop().run_in_executor(
+                None, functools.partial(self._handler, task, args)
+            )
+        if not isinstance(result, Result):
+            raise TypeError(
+                f"handler of plugin {self.key!r} returned {type(result).__name__}, expected argoplug.Result"
+            )
+        return result
+
+
+def _argument_problems(block: Any, args_type: Any) -> list[str]:
+    """List every field of `block` that does not convert to its field type in `args_type`."""
+    if not isinstance(block, Mapping):
+        return [f"expected an object of arguments, got {_show(block)}"]
+    try:
+        info = msgspec.inspect.type_info(args_type)
+    except Exception:  # not introspectable: fall back to msgspec's own message
+        return []
+    if not isinstance(info, msgspec.inspect.StructType):
+        return []
+    problems: list[str] = []
+    known = set()
+    for field in info.fields:
+        known.add(field.encode_name)
+        if field.encode_name not in block:
+            if field.required:
+                problems.append(f"`{field.encode_name}` is required")
+            continue
+        value = block[field.encode_name]
+        annotation = _field_annotation(args_type, field.name)
+        try:
+            msgspec.convert(value, annotation, strict=False)
+        except msgspec.ValidationError as exc:
+            problems.append(f"`{field.encode_name}`: {_expected(exc, annotation)}, got {_show(value)}")
+    if info.forbid_unknown_fields:
+        for name in block:
+            if name not in known:
+                problems.append(f"`{name}` is not a field (expected one of: {', '.join(sorted(known))})")
+    if not problems:
+        # Every field converts alone, so a __post_init__ check refused the whole: say what it said.
+        try:
+            msgspec.convert(block, args_type, strict=False)
+        except msgspec.ValidationError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def _field_annotation(args_type: Any, attr: str) -> Any:
+    import typing
+
+    return typing.get_type_hints(args_type)[attr]
+
+
+def _expected(exc: msgspec.ValidationError, annotation: Any) -> str:
+    choices = _choices(msgspec.inspect.type_info(annotation))
+    if choices is not None and str(exc).startswith("Invalid enum value"):
+        return "expected one of " + ", ".join(repr(c) for c in choices)
+    text = str(exc)
+    # msgspec says "Expected `int`, got `str`" or "Invalid enum value 'x'"; keep the first clause.
+    first = text.split(" - at ", 1)[0]
+    if first.startswith("Expected "):
+        return "expected " + first[len("Expected ") :].split(", got ", 1)[0]
+    return first[0].lower() + first[1:] if first else "invalid value"
+
+
+def _choices(info: Any) -> list[Any] | None:
+    if isinstance(info, msgspec.inspect.LiteralType):
+        return list(info.values)
+    if isinstance(info, msgspec.inspect.EnumType):
+        return [member.value for member in info.cls]
+    if isinstance(info, msgspec.inspect.UnionType):
+        for member in info.types:
+            found = _choices(member)
+            if found is not None:
+                return found
+    return None
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def outcome_for(result: Result | BaseException, template: Template) -> tuple[NodeResult, str | None]:
+    """Map a handler's result or exception to the reply's node and requeue (a Go duration or None).
+
+    `Result` as given; `TemporaryError` → Running + its delay; `PermanentError` → Failed;
+    any other exception → Error with "<type>: <text>". A terminal phase never carries a requeue.
+    Output parameters declared in the template with `globalName` get it echoed.
+    """
+    if isinstance(result, TemporaryError):
+        result = Result(Phase.RUNNING, result.message, {}, result.delay)
+    elif isinstance(result, PermanentError):
+        result = Result(Phase.FAILED, result.message, result.outputs)
+    elif isinstance(result, BaseException):
+        text = str(result).strip().splitlines()[0] if str(result).strip() else ""
+        message = f"{type(result).__name__}: {text}" if text else type(result).__name__
+        result = Result(Phase.ERROR, message)
+    outputs = _outputs(result, template)
+    node = NodeResult(phase=result.phase, message=result.message, outputs=outputs)
+    requeue = None
+    if not result.phase.terminal:
+        requeue = format_duration(result.requeue if result.requeue is not None else DEFAULT_REQUEUE)
+    return node, requeue
+
+
+def _outputs(result: Result, template: Template) -> Outputs | None:
+    if not result.outputs and result.result is None:
+        return None
+    global_names = {p.name: p.globalName for p in template.outputs.parameters if p.globalName}
+    params = [
+        Parameter(name=name, value=encode_parameter_value(value), globalName=global_names.get(name))
+        for name, value in result.outputs.items()
+    ]
+    return Outputs(parameters=params, result=result.result)

@@ -1,0 +1,91 @@
+"""Finding plugins: installed packages' entry points (group `argoplug.plugins`) and `module:attr` paths.
+
+The CLI and the test kit call `load_plugins`; a ready plugin registers itself exactly like a third-party one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from argoplug.plugin import Plugin
+
+__all__ = ["ENTRY_POINT_GROUP", "PluginLoadError", "load_plugins", "plugins_of"]
+
+ENTRY_POINT_GROUP = "argoplug.plugins"
+
+
+class PluginLoadError(Exception):
+    """A plugin could not be found or loaded, or two plugins claim the same plugin key."""
+
+
+def plugins_of(obj: Any, origin: str) -> list[Plugin[Any]]:
+    """Return the plugins `obj` stands for: a Plugin, an iterable of them, or a module with `plugins`.
+
+    Raises PluginLoadError naming `origin` when `obj` is none of these.
+    """
+    if isinstance(obj, Plugin):
+        return [obj]
+    if hasattr(obj, "plugins") and not isinstance(obj, (str, bytes)):
+        obj = obj.plugins
+    if isinstance(obj, Iterable) and not isinstance(obj, (str, bytes, dict)):
+        found = list(obj)
+        if found and all(isinstance(p, Plugin) for p in found):
+            return found
+    raise PluginLoadError(
+        f"{origin} is not a plugin: expected an argoplug.Plugin, a list of them, or a module with `plugins`"
+    )
+
+
+def _load_path(spec: str) -> list[Plugin[Any]]:
+    module_name, _, attr = spec.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise PluginLoadError(f"cannot import plugin module {module_name!r}: {exc}") from exc
+    for part in attr.split(".") if attr else []:
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as exc:
+            raise PluginLoadError(f"{module_name!r} has no attribute {attr!r}") from exc
+    return plugins_of(obj, spec)
+
+
+def installed() -> dict[str, importlib.metadata.EntryPoint]:
+    """Map the names of installed plugin entry points to the entry points."""
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_plugins(names: Sequence[str] = ()) -> list[Plugin[Any]]:
+    """Load the plugins named (entry-point names, or `module:attr` paths), or every installed one.
+
+    Raises PluginLoadError for an unknown name, a failing import, or a plugin key claimed twice (naming
+    both owners).
+    """
+    entry_points = installed()
+    loaded: list[tuple[str, Plugin[Any]]] = []
+    for name in names or sorted(entry_points):
+        if name in entry_points:
+            ep = entry_points[name]
+            try:
+                obj = ep.load()
+            except Exception as exc:
+                raise PluginLoadError(f"plugin {name!r} ({ep.value}) failed to load: {exc}") from exc
+            owner = f"{name} ({ep.dist.name if ep.dist else ep.value})"
+            loaded.extend((owner, p) for p in plugins_of(obj, f"entry point {name!r}"))
+        elif ":" in name or "." in name:
+            loaded.extend((name, p) for p in _load_path(name))
+        else:
+            known = ", ".join(sorted(entry_points)) or "none"
+            raise PluginLoadError(f"no plugin named {name!r} is installed (installed: {known})")
+    owners: dict[str, str] = {}
+    for owner, plugin in loaded:
+        if plugin.key in owners and owners[plugin.key] != owner:
+            raise PluginLoadError(
+                f"plugin key {plugin.key!r} is claimed by both {owners[plugin.key]} and {owner}"
+            )
+        owners[plugin.key] = owner
+    unique: dict[int, Plugin[Any]] = {id(p): p for _, p in loaded}
+    return list(unique.values())
