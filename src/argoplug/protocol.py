@@ -208,11 +208,11 @@ def format_duration(seconds: float) -> str:
     millis = math.ceil(round(seconds * 1000, 6))
     if millis == 0:
         return "0s"
-    if millis % 1000:
-        if millis < 1000:
-            return f"{millis}ms"
-        return f"{millis / 1000:g}s"
-    whole = millis // 1000
+    whole, fraction = divmod(millis, 1000)
+    if fraction:
+        if not whole:
+            return f"{fraction}ms"
+        return f"{whole}.{fraction:03d}".rstrip("0") + "s"
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     parts = []

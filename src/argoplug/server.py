@@ -203,6 +203,7 @@ class _PluginServer:
             yield
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+            log.info("plugin server stopped")
 
 
 def _expected_error(exc: BaseException | None) -> bool:

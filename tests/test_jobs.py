@@ -1,0 +1,119 @@
+"""The job pattern: find-or-start, poll with backoff, success kept, failure retried, restarts survived."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from argoplug import JobState, JobStatus, JobTracker, Phase, TemporaryError
+
+
+class FakeSystem:
+    """An external system that keeps jobs by name, as SageMaker keeps executions by display name."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, JobState] = {}
+        self.starts: list[str] = []
+        self.polls = 0
+
+    def find(self, key: str) -> JobState | None:
+        attempts = [s for name, s in self.jobs.items() if name.startswith(key)]
+        return max(attempts, key=lambda s: s.attempt) if attempts else None
+
+    def start(self, key: str, attempt: int) -> JobState:
+        name = f"{key}-{attempt}"
+        self.starts.append(name)
+        self.jobs[name] = JobState(ref=name, status=JobStatus.RUNNING, message="started", attempt=attempt)
+        return self.jobs[name]
+
+    def poll(self, state: JobState) -> JobState:
+        self.polls += 1
+        return self.jobs[state.ref]
+
+    def finish(self, status: JobStatus, message: str = "", outputs: dict | None = None) -> None:
+        for name, state in self.jobs.items():
+            if state.status is JobStatus.RUNNING:
+                self.jobs[name] = JobState(name, status, message, outputs or {"ref": name}, state.attempt)
+
+
+def test_first_call_starts_and_answers_running_with_backoff_to_the_cap() -> None:
+    system, tracker = FakeSystem(), JobTracker(first_delay=5)
+    delays = [tracker.run("k", system, max_delay=30).requeue for _ in range(5)]
+    assert system.starts == ["k-1"]
+    assert delays == [5, 10, 20, 30, 30]
+
+
+def test_success_is_kept_and_repeated_without_asking_again() -> None:
+    system, tracker = FakeSystem(), JobTracker()
+    tracker.run("k", system)
+    system.finish(JobStatus.SUCCEEDED, "done", {"arn": "a"})
+    first = tracker.run("k", system)
+    polls = system.polls
+    again = tracker.run("k", system)
+    assert first.phase is again.phase is Phase.SUCCEEDED
+    assert again.outputs == {"arn": "a"} and again.message == "done"
+    assert system.polls == polls and system.starts == ["k-1"]
+
+
+def test_failure_is_reported_then_an_identical_call_starts_the_next_attempt() -> None:
+    system, tracker = FakeSystem(), JobTracker()
+    tracker.run("k", system)
+    system.finish(JobStatus.FAILED, "step Train failed")
+    failed = tracker.run("k", system)
+    assert (failed.phase, failed.message) == (Phase.FAILED, "step Train failed")
+    retried = tracker.run("k", system)
+    assert retried.phase is Phase.RUNNING
+    assert system.starts == ["k-1", "k-2"]
+
+
+def test_a_restarted_tracker_finds_the_running_job_instead_of_starting_another() -> None:
+    system = FakeSystem()
+    JobTracker().run("k", system)
+    after_restart = JobTracker().run("k", system)
+    assert after_restart.phase is Phase.RUNNING
+    assert system.starts == ["k-1"]
+
+
+def test_a_restarted_tracker_reports_a_failure_that_happened_while_it_was_down() -> None:
+    system = FakeSystem()
+    JobTracker().run("k", system)
+    system.finish(JobStatus.FAILED, "boom")
+    assert JobTracker().run("k", system).phase is Phase.FAILED
+    assert system.starts == ["k-1"]
+
+
+def test_trouble_while_starting_remembers_nothing() -> None:
+    system, tracker = FakeSystem(), JobTracker()
+    original = system.start
+    system.start = lambda key, attempt: (_ for _ in ()).throw(TemporaryError("throttled"))  # type: ignore[method-assign]
+    with pytest.raises(TemporaryError):
+        tracker.run("k", system)
+    system.start = original  # type: ignore[method-assign]
+    assert tracker.run("k", system).phase is Phase.RUNNING
+    assert system.starts == ["k-1"]
+
+
+def test_concurrent_calls_for_one_key_start_one_job() -> None:
+    system, tracker = FakeSystem(), JobTracker()
+    barrier = threading.Barrier(8)
+
+    def call() -> None:
+        barrier.wait()
+        tracker.run("k", system)
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert system.starts == ["k-1"]
+
+
+def test_memory_is_bounded_and_forgetting_costs_only_a_find() -> None:
+    system, tracker = FakeSystem(), JobTracker(max_entries=2)
+    for key in ("a", "b", "c"):
+        tracker.run(key, system)
+    assert len(tracker._entries) == 2
+    assert tracker.run("a", system).phase is Phase.RUNNING
+    assert system.starts == ["a-1", "b-1", "c-1"]
