@@ -1,4 +1,4 @@
-"""`argoplug serve` as a sidecar really runs (a subprocess on a port, JSON logs, SIGTERM) and `argoplug call`."""
+"""`argoplug serve` run as a sidecar is (a subprocess, a port, JSON logs, SIGTERM), and `argoplug call`."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ def sidecar(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str], Path]]
     log_path = tmp_path / "server.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "argoplug", "serve", "--plugin", "sample_plugins:greet", "--port", str(port),
-             "--token-file", str(token_file), "--log-format", "json"],
+            [sys.executable, "-m", "argoplug", "serve", "--plugin", "sample_plugins:greet",
+             "--port", str(port), "--token-file", str(token_file), "--log-format", "json"],
             env=env, stderr=log, text=True,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -63,7 +63,9 @@ def test_serve_answers_logs_json_without_token_and_stops_on_sigterm(
 ) -> None:
     url, process, log_path = sidecar
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    ours = httpx.post(f"{url}/api/v1/template.execute", json=make_request({"greet": {"name": "ada"}}), headers=headers)
+    ours = httpx.post(
+        f"{url}/api/v1/template.execute", json=make_request({"greet": {"name": "ada"}}), headers=headers
+    )
     assert ours.json()["node"]["outputs"]["parameters"] == [{"name": "greeting", "value": "hello ada"}]
     foreign = httpx.post(f"{url}/api/v1/template.execute", json=make_request({"other": {}}))
     assert foreign.content == b"{}"
@@ -85,8 +87,7 @@ def test_call_prints_the_reply(sidecar: tuple[str, subprocess.Popen[str], Path],
     url, _, _ = sidecar
     request = tmp_path / "request.yaml"
     request.write_text(
-        "workflow: {metadata: {name: wf}}\n"
-        "template:\n  name: t\n  plugin:\n    greet: {name: grace}\n"
+        "workflow: {metadata: {name: wf}}\ntemplate:\n  name: t\n  plugin:\n    greet: {name: grace}\n"
     )
     done = subprocess.run(
         [sys.executable, "-m", "argoplug", "call", str(request), "--url", url, "--token", TOKEN],

@@ -107,7 +107,7 @@ def test_handler_returning_something_else_is_a_type_error() -> None:
     plugin = Plugin("p")
     plugin.handler(lambda task, args: {"phase": "Succeeded"})
     task = Task.from_args(args_of(make_request({"p": {}})), "p")
-    with pytest.raises(TypeError, match="expected argoplug.Result"):
+    with pytest.raises(TypeError, match=r"expected argoplug\.Result"):
         asyncio.run(plugin.call(task))
 
 
@@ -166,7 +166,10 @@ def test_declared_global_names_are_echoed() -> None:
     template = Template(outputs=Outputs(parameters=[Parameter("arn", globalName="pipeline-arn")]))
     node, _ = outcome_for(Result.succeeded(outputs={"arn": "a", "other": "b"}), template)
     assert node.outputs is not None
-    assert node.outputs.parameters == [Parameter("arn", "a", globalName="pipeline-arn"), Parameter("other", "b")]
+    assert node.outputs.parameters == [
+        Parameter("arn", "a", globalName="pipeline-arn"),
+        Parameter("other", "b"),
+    ]
 
 
 def test_running_requires_a_positive_requeue() -> None:

@@ -95,7 +95,11 @@ def test_reply_encodes_requeue_as_string_and_phase_as_its_name() -> None:
         requeue="30s",
     )
     assert json.loads(msgspec.json.encode(reply)) == {
-        "node": {"phase": "Running", "message": "m", "outputs": {"parameters": [{"name": "a", "value": "1"}]}},
+        "node": {
+            "phase": "Running",
+            "message": "m",
+            "outputs": {"parameters": [{"name": "a", "value": "1"}]},
+        },
         "requeue": "30s",
     }
 
@@ -131,7 +135,16 @@ def test_format_duration(seconds: float, text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30s", 30), ("2m", 120), ("1h30m", 5400), ("1.5s", 1.5), ("300ms", 0.3), ("0", 0), ("-1m", -60), ("1m0s", 60)],
+    [
+        ("30s", 30),
+        ("2m", 120),
+        ("1h30m", 5400),
+        ("1.5s", 1.5),
+        ("300ms", 0.3),
+        ("0", 0),
+        ("-1m", -60),
+        ("1m0s", 60),
+    ],
 )
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)

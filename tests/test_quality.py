@@ -32,7 +32,9 @@ def test_mypy() -> None:
 
 
 def test_import_layers() -> None:
-    lint_imports = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
+    lint_imports = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which(
+        "lint-imports"
+    )
     if lint_imports is None:
         pytest.fail("lint-imports (import-linter) is not installed: pip install -e '.[dev]'")
     done = run(lint_imports)

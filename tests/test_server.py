@@ -39,7 +39,8 @@ def say_hello(task: Task, args: HelloArgs) -> Result:
     if args.mode == "crash":
         raise RuntimeError("database is on fire")
     return Result.succeeded(
-        "Hello template!", outputs={"message": f"hello {args.name} x{args.count}", "workflow": task.workflow_name}
+        "Hello template!",
+        outputs={"message": f"hello {args.name} x{args.count}", "workflow": task.workflow_name},
     )
 
 
@@ -56,7 +57,10 @@ def test_our_template_succeeds_with_outputs(server: LiveServer) -> None:
             "phase": "Succeeded",
             "message": "Hello template!",
             "outputs": {
-                "parameters": [{"name": "message", "value": "hello argo x2"}, {"name": "workflow", "value": "wf-1"}]
+                "parameters": [
+                    {"name": "message", "value": "hello argo x2"},
+                    {"name": "workflow", "value": "wf-1"},
+                ]
             },
         }
     }
@@ -74,8 +78,12 @@ def test_template_without_plugin_block_is_not_ours(server: LiveServer) -> None:
     assert (response.status_code, response.content) == (200, b"{}")
 
 
-@pytest.mark.parametrize(("token", "why"), [(None, "missing Authorization header"), ("wrong", "invalid token")])
-def test_our_key_with_missing_or_wrong_token_is_forbidden(server: LiveServer, token: str | None, why: str) -> None:
+@pytest.mark.parametrize(
+    ("token", "why"), [(None, "missing Authorization header"), ("wrong", "invalid token")]
+)
+def test_our_key_with_missing_or_wrong_token_is_forbidden(
+    server: LiveServer, token: str | None, why: str
+) -> None:
     response = server.post(make_request({"hello": {}}), token=token)
     assert response.status_code == 403
     assert response.json() == {"error": why}
@@ -237,7 +245,10 @@ def test_a_handler_past_its_deadline_is_answered_running_and_goes_on() -> None:
 
     with LiveServer([plugin], settings=ServerSettings(handler_deadline=0.2, deadline_requeue=7)) as live:
         reply = live.execute({"long": {}})
-        assert reply == {"node": {"phase": "Running", "message": "handler still running after 0.2s"}, "requeue": "7s"}
+        assert reply == {
+            "node": {"phase": "Running", "message": "handler still running after 0.2s"},
+            "requeue": "7s",
+        }
         release.set()
         assert finished.wait(timeout=10)
 
