@@ -143,8 +143,9 @@ def test_outcomes_map_to_nodes() -> None:
     node, requeue = outcome_for(Result.running("wait", requeue=90), template)
     assert (node.phase, requeue) == (Phase.RUNNING, "1m30s")
 
-    node, requeue = outcome_for(TemporaryError("throttled", delay=12), template)
+    node, requeue = outcome_for(TemporaryError("throttled", delay=12, outputs={"arn": "a"}), template)
     assert (node.phase, node.message, requeue) == (Phase.RUNNING, "throttled", "12s")
+    assert node.outputs == Outputs(parameters=[Parameter("arn", "a")])
 
     node, requeue = outcome_for(PermanentError("no such pipeline", outputs={"a": "b"}), template)
     assert (node.phase, node.message, requeue) == (Phase.FAILED, "no such pipeline", None)

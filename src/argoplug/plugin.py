@@ -50,13 +50,17 @@ DEFAULT_REQUEUE = 30.0
 class TemporaryError(Exception):
     """Raise for trouble that passes (throttling, a 5xx, a lost connection): the node stays `Running`.
 
-    The agent calls again after `delay` seconds (default 30). Nothing is failed for a blip.
+    The agent calls again after `delay` seconds (default 30). Nothing is failed for a blip. `outputs`
+    (name → value) are reported with the Running node, as the reply replaces the node's outputs.
     """
 
-    def __init__(self, message: str, *, delay: float = DEFAULT_REQUEUE) -> None:
+    def __init__(
+        self, message: str, *, delay: float = DEFAULT_REQUEUE, outputs: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.delay = delay
+        self.outputs = dict(outputs or {})
 
 
 class PermanentError(Exception):
@@ -329,7 +333,7 @@ def outcome_for(result: Result | BaseException, template: Template) -> tuple[Nod
     Output parameters declared in the template with `globalName` get it echoed.
     """
     if isinstance(result, TemporaryError):
-        result = Result(Phase.RUNNING, result.message, {}, result.delay)
+        result = Result(Phase.RUNNING, result.message, result.outputs, result.delay)
     elif isinstance(result, PermanentError):
         result = Result(Phase.FAILED, result.message, result.outputs)
     elif isinstance(result, BaseException):

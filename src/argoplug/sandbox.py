@@ -1,0 +1,333 @@
+"""The embedded AWS sandbox of `argoplug run --aws-sandbox FILE`: moto's server in-process, with pipelines.
+
+`AwsSandbox.from_file(FILE)` reads the account, region and SageMaker pipelines to create; as a context
+manager it serves them on a free loopback port and gives the environment (`env`) that points a plugin
+sidecar at it. moto and boto3 are imported when the sandbox starts, not before.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+
+__all__ = ["DEFAULT_DEFINITION", "AwsSandbox", "SandboxError", "SandboxFile", "SandboxPipeline"]
+
+# SageMaker's PipelineName / PipelineDisplayName pattern (botocore's model); moto does not check it.
+_PIPELINE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+
+# A pipeline that validates and runs in moto (which accepts any JSON and succeeds every execution).
+DEFAULT_DEFINITION: dict[str, Any] = {
+    "Version": "2020-12-01",
+    "Metadata": {},
+    "Parameters": [],
+    "PipelineExperimentConfig": {
+        "ExperimentName": {"Get": "Execution.PipelineName"},
+        "TrialName": {"Get": "Execution.PipelineExecutionId"},
+    },
+    "Steps": [],
+}
+
+# The fake credentials moto accepts; real ones never reach the sandbox.
+_FAKE_KEY = "testing"
+
+_active_lock = threading.Lock()
+_active: AwsSandbox | None = None
+
+
+class SandboxError(Exception):
+    """The sandbox FILE is missing, not YAML or has wrong fields (named), or the sandbox cannot start."""
+
+
+class SandboxPipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A SageMaker pipeline to create (CreatePipeline).
+
+    `definition` is the pipeline definition as a YAML/JSON object or JSON text (default: an empty
+    pipeline); `role_arn` defaults to `arn:aws:iam::<account>:role/argoplug-sandbox-sagemaker`.
+    """
+
+    name: str
+    display_name: str = ""
+    description: str = ""
+    definition: dict[str, Any] | str | None = None
+    role_arn: str = ""
+
+
+class SandboxFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The sandbox FILE: `account` (12 digits), `region`, and the `pipelines` to create."""
+
+    account: str | int = "123456789012"
+    region: str = "us-east-1"
+    pipelines: list[SandboxPipeline] = []
+
+
+class AwsSandbox:
+    """moto's AWS server in-process on a free loopback port, with SageMaker pipelines created in it.
+
+    Usage::
+
+        with AwsSandbox.from_file("sandbox.yaml") as sandbox:
+            subprocess.run([...], env={**os.environ, **sandbox.env})
+
+    moto takes the account from MOTO_ACCOUNT_ID in this process's environment on every request (moto 5:
+    `BaseResponse.get_current_account`), so `__enter__` sets it to `account` (STS GetCallerIdentity and
+    every ARN show it) and `__exit__` restores it; hence one sandbox at a time per process. moto keeps its
+    state per process: entering resets it. Unimplemented calls (ListPipelineExecutionSteps,
+    StopPipelineExecution) answer HTTP 500; executions succeed at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        account: str = "123456789012",
+        region: str = "us-east-1",
+        pipelines: list[SandboxPipeline] | None = None,
+        source: str = "",
+        quiet: bool = True,
+    ) -> None:
+        if not _ACCOUNT.match(account):
+            raise SandboxError(f"{source or 'sandbox'}: `account`: expected 12 digits, got {account!r}")
+        self.account = account
+        self.region = region
+        self.pipelines = list(pipelines or [])
+        self.source = source
+        self.quiet = quiet
+        self._server: Any = None
+        self._endpoint = ""
+        self._saved_account: str | None = None
+        self._saved_log_level: int | None = None
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> AwsSandbox:
+        """Read a sandbox FILE (YAML)::
+
+            account: "100000000002"     # 12 digits (default 123456789012); quote it: YAML reads 0042 as octal
+            region: us-west-2           # default us-east-1
+            pipelines:
+              - name: MyPipeline
+                display_name: My-Pipeline    # optional
+                definition: {...}            # optional: object or JSON text
+                role_arn: arn:aws:iam::100000000002:role/x   # optional
+
+        Raises SandboxError naming the file and the bad field when it is missing, not YAML or wrong.
+        """
+        where = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SandboxError(f"cannot read AWS sandbox file {where}: {exc.strerror or exc}") from exc
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise SandboxError(f"AWS sandbox file {where} is not YAML: {exc}") from exc
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise SandboxError(
+                f"AWS sandbox file {where}: expected a mapping with account, region and pipelines, "
+                f"got {type(data).__name__}"
+            )
+        try:
+            spec = msgspec.convert(data, SandboxFile, strict=False)
+        except msgspec.ValidationError as exc:
+            raise SandboxError(f"AWS sandbox file {where}: {_field_message(exc)}") from None
+        return cls._from_spec(spec, where)
+
+    @classmethod
+    def _from_spec(cls, spec: SandboxFile, where: str) -> AwsSandbox:
+        account = f"{spec.account:012d}" if isinstance(spec.account, int) else spec.account.strip()
+        if not _ACCOUNT.match(account):
+            raise SandboxError(
+                f"AWS sandbox file {where}: `account`: expected 12 digits, got {spec.account!r}"
+            )
+        if not _REGION.match(spec.region):
+            raise SandboxError(
+                f"AWS sandbox file {where}: `region`: expected an AWS region like us-west-2, "
+                f"got {spec.region!r}"
+            )
+        seen: set[str] = set()
+        for index, pipeline in enumerate(spec.pipelines):
+            at = f"`pipelines[{index}]"
+            if not _PIPELINE_NAME.match(pipeline.name):
+                raise SandboxError(
+                    f"AWS sandbox file {where}: {at}.name`: {pipeline.name!r} is not a pipeline name "
+                    "(letters, digits and inner hyphens, at most 256)"
+                )
+            if pipeline.name in seen:
+                raise SandboxError(f"AWS sandbox file {where}: {at}.name`: {pipeline.name!r} appears twice")
+            seen.add(pipeline.name)
+            if pipeline.display_name and not _PIPELINE_NAME.match(pipeline.display_name):
+                raise SandboxError(
+                    f"AWS sandbox file {where}: {at}.display_name`: {pipeline.display_name!r} is not a "
+                    "display name (letters, digits and inner hyphens, at most 256)"
+                )
+            if isinstance(pipeline.definition, str):
+                try:
+                    json.loads(pipeline.definition)
+                except ValueError as exc:
+                    raise SandboxError(
+                        f"AWS sandbox file {where}: {at}.definition`: not JSON text or an object ({exc})"
+                    ) from None
+        return cls(account=account, region=spec.region, pipelines=spec.pipelines, source=where)
+
+    @property
+    def endpoint_url(self) -> str:
+        """The sandbox's URL (`http://127.0.0.1:<port>`); raises SandboxError before it started."""
+        if not self._endpoint:
+            raise SandboxError("the AWS sandbox is not started: use it as a context manager")
+        return self._endpoint
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment for a plugin sidecar (merge it over `os.environ`).
+
+        Points every AWS client at the sandbox (`AWS_ENDPOINT_URL`, and the SageMaker/STS variants, which
+        would win over it), with fake credentials that override real ones in the parent environment, the
+        region, and no instance-metadata lookups. A parent's AWS_PROFILE still has to name a profile that
+        exists (botocore loads it even when env credentials win): drop it for full isolation. Raises
+        SandboxError before the sandbox started.
+        """
+        url = self.endpoint_url
+        return {
+            "AWS_ENDPOINT_URL": url,
+            "AWS_ENDPOINT_URL_SAGEMAKER": url,
+            "AWS_ENDPOINT_URL_STS": url,
+            "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "false",
+            "AWS_ACCESS_KEY_ID": _FAKE_KEY,
+            "AWS_SECRET_ACCESS_KEY": _FAKE_KEY,
+            # Empty: botocore sends no token, so a real session token in the parent env is not mixed in.
+            "AWS_SESSION_TOKEN": "",
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+    def describe(self) -> str:
+        """One line: endpoint, account, region and the pipelines created."""
+        endpoint = self._endpoint or "(not started)"
+        names = ", ".join(p.name for p in self.pipelines) or "none"
+        return (
+            f"AWS sandbox (moto) at {endpoint}: account {self.account}, region {self.region}, "
+            f"pipelines: {names}"
+        )
+
+    def __enter__(self) -> AwsSandbox:
+        global _active
+        with _active_lock:
+            if _active is not None:
+                raise SandboxError(
+                    "another AWS sandbox is running in this process (moto's state is per process)"
+                )
+            _active = self
+        try:
+            self._start()
+        except BaseException:
+            self._stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop()
+
+    def _start(self) -> None:
+        # Before moto is imported and serving: every request reads it (moto 5, get_current_account).
+        self._saved_account = os.environ.get("MOTO_ACCOUNT_ID")
+        os.environ["MOTO_ACCOUNT_ID"] = self.account
+        if self.quiet:
+            # werkzeug logs every request, and a traceback for each call moto does not implement.
+            werkzeug = logging.getLogger("werkzeug")
+            self._saved_log_level = werkzeug.level
+            werkzeug.setLevel(logging.CRITICAL)
+        try:
+            from moto.server import ThreadedMotoServer
+        except ImportError as exc:
+            raise SandboxError(
+                f"the AWS sandbox needs moto: pip install 'argoplug[sandbox]' ({exc})"
+            ) from exc
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        self._server = server
+        host, port = server.get_host_and_port()
+        self._endpoint = f"http://{host}:{port}"
+        self._reset()
+        self._create_pipelines()
+
+    def _reset(self) -> None:
+        request = urllib.request.Request(f"{self._endpoint}/moto-api/reset", method="POST", data=b"")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+
+    def _create_pipelines(self) -> None:
+        import boto3
+
+        try:
+            client = boto3.session.Session().client(
+                "sagemaker",
+                region_name=self.region,
+                endpoint_url=self._endpoint,
+                aws_access_key_id=_FAKE_KEY,
+                aws_secret_access_key=_FAKE_KEY,
+            )
+        except Exception as exc:  # e.g. AWS_PROFILE naming a profile that does not exist
+            raise SandboxError(f"cannot create a SageMaker client for the sandbox: {exc}") from exc
+        for pipeline in self.pipelines:
+            definition = pipeline.definition if pipeline.definition is not None else DEFAULT_DEFINITION
+            request: dict[str, Any] = {
+                "PipelineName": pipeline.name,
+                "PipelineDefinition": definition if isinstance(definition, str) else json.dumps(definition),
+                "RoleArn": pipeline.role_arn
+                or f"arn:aws:iam::{self.account}:role/argoplug-sandbox-sagemaker",
+            }
+            if pipeline.display_name:
+                request["PipelineDisplayName"] = pipeline.display_name
+            if pipeline.description:
+                request["PipelineDescription"] = pipeline.description
+            try:
+                client.create_pipeline(**request)
+            except Exception as exc:
+                raise SandboxError(f"cannot create sandbox pipeline {pipeline.name!r}: {exc}") from exc
+
+    def _stop(self) -> None:
+        global _active
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        self._endpoint = ""
+        if self._saved_log_level is not None:
+            logging.getLogger("werkzeug").setLevel(self._saved_log_level)
+            self._saved_log_level = None
+        if _active is self:
+            if self._saved_account is None:
+                os.environ.pop("MOTO_ACCOUNT_ID", None)
+            else:
+                os.environ["MOTO_ACCOUNT_ID"] = self._saved_account
+            with _active_lock:
+                _active = None
+
+
+def _field_message(exc: msgspec.ValidationError) -> str:
+    """Turn msgspec's "... - at `$.pipelines[0].name`" into "`pipelines[0].name`: ..."."""
+    text = str(exc)
+    message, _, path = text.partition(" - at ")
+    path = path.strip("`").removeprefix("$").lstrip(".")
+    if message.startswith("Object contains unknown field"):
+        field = message.split("`")[1] if "`" in message else "?"
+        known = (
+            "name, display_name, description, definition, role_arn" if path else "account, region, pipelines"
+        )
+        where = f"{path}.{field}" if path else field
+        return f"`{where}` is not a field (expected one of: {known})"
+    if message.startswith("Object missing required field"):
+        field = message.split("`")[1] if "`" in message else "?"
+        return f"`{path + '.' if path else ''}{field}` is required"
+    return f"`{path}`: {message}" if path else message

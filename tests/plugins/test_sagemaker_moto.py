@@ -1,0 +1,241 @@
+"""The SageMaker Pipelines plugins against moto's HTTP server, called over real sockets (LiveServer).
+
+moto facts relied on (moto 5.2.1): executions are `Succeeded` as soon as they start; ClientRequestToken is
+ignored; ListPipelineExecutionSteps answers HTTP 500 (not implemented); the account is MOTO_ACCOUNT_ID.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sagemaker_support import ACCOUNT, PIPELINE_ARN, REGION, moto_executions, outputs
+
+from argoplug.plugins import sagemaker
+from argoplug.testing import LiveServer, make_request
+
+VECTORS = Path(__file__).resolve().parent.parent / "vectors"
+
+pytestmark = pytest.mark.usefixtures("moto")
+
+
+def native(**block: Any) -> dict[str, Any]:
+    return {"sagemaker-pipelines": {"pipeline": "MyPipeline", "region": REGION, **block}}
+
+
+def test_validate_reports_the_pipeline(server: LiveServer) -> None:
+    reply = server.execute(native(action="validate", account_id=ACCOUNT))
+    assert reply["node"]["phase"] == "Succeeded", reply
+    assert outputs(reply) == {"pipeline-arn": PIPELINE_ARN, "pipeline-status": "Active"}
+    assert "requeue" not in reply
+
+
+def test_validate_of_a_missing_pipeline_fails_with_aws_message(server: LiveServer) -> None:
+    reply = server.execute(native(action="validate", pipeline="NoSuchPipeline"))
+    assert reply["node"]["phase"] == "Failed"
+    assert "Could not find pipeline with PipelineName NoSuchPipeline" in reply["node"]["message"]
+    assert "ValidationException" in reply["node"]["message"]
+    assert outputs(reply) == {"pipeline-arn": "", "pipeline-status": ""}
+
+
+def test_execute_starts_one_execution_and_reports_it(server: LiveServer, caplog: Any) -> None:
+    before = set(moto_executions())
+    block = native(parameters={"epochs": 3, "mode": "fast", "debug": True}, display_name="nightly run")
+    request = make_request(block, workflow="sm-pipelines-r58tg")
+    with caplog.at_level(logging.WARNING, logger="argoplug.plugins.sagemaker"):
+        reply = server.post(request).json()
+        again = server.post(request).json()
+
+    assert reply["node"]["phase"] == "Succeeded", reply
+    out = outputs(reply)
+    assert out["pipeline-arn"] == PIPELINE_ARN
+    assert re.fullmatch(re.escape(PIPELINE_ARN) + r"/execution/\w+", out["execution-arn"])
+    assert out["execution-status"] == "Succeeded"
+    assert out["failure-reason"] == ""
+    assert out["steps"] == "[]"  # moto does not implement ListPipelineExecutionSteps
+    assert again == reply  # a repeated call after success: the same success, nothing started
+
+    started = {arn: e for arn, e in moto_executions().items() if arn not in before}
+    assert list(started) == [out["execution-arn"]]
+    execution = started[out["execution-arn"]]
+    name = execution.pipeline_execution_display_name
+    assert re.fullmatch(r"nightly-run-[0-9a-f]{32}-1", name)
+    assert reply["node"]["message"] == f"pipeline execution {name} Succeeded"
+    assert execution.pipeline_parameters == [
+        {"Name": "epochs", "Value": "3"},
+        {"Name": "mode", "Value": "fast"},
+        {"Name": "debug", "Value": "true"},
+    ]
+    assert "sm-pipelines-r58tg" in execution.pipeline_execution_description
+    warnings = [r for r in caplog.records if "ListPipelineExecutionSteps" in r.getMessage()]
+    assert len(warnings) == 1  # the first call polled (and warned); the second answered from memory
+
+
+def test_a_restarted_server_finds_the_execution_instead_of_starting_another() -> None:
+    before = set(moto_executions())
+    request = make_request(native(), uid="restart-uid")
+    with LiveServer(list(sagemaker.plugins)) as first_server:
+        first = first_server.post(request).json()
+    assert first["node"]["phase"] == "Succeeded"
+
+    sagemaker.use_tracker()  # the new sidecar remembers nothing
+    with LiveServer(list(sagemaker.plugins)) as restarted:
+        second = restarted.post(request).json()
+    assert second["node"]["phase"] == "Succeeded"
+    assert outputs(second)["execution-arn"] == outputs(first)["execution-arn"]
+    assert len(set(moto_executions()) - before) == 1  # StartPipelineExecution ran once
+
+
+def test_wait_false_succeeds_once_started(server: LiveServer) -> None:
+    reply = server.execute(native(wait="false"), uid="no-wait")
+    assert reply["node"]["phase"] == "Succeeded"
+    assert outputs(reply)["execution-arn"].startswith(PIPELINE_ARN + "/execution/")
+
+
+def test_the_captured_awf_aws_request_validates_my_pipeline(server: LiveServer) -> None:
+    request = json.loads((VECTORS / "awf-aws" / "request.json").read_text())
+    reply = server.post(request).json()
+    assert reply["node"]["phase"] == "Succeeded", reply
+    assert outputs(reply)["pipeline-arn"] == PIPELINE_ARN
+    assert reply["node"]["message"] == "pipeline MyPipeline is Active"
+
+
+def test_awf_aws_execute_as_the_published_template_writes_it(server: LiveServer) -> None:
+    block = {
+        "awf-aws-plugin": {
+            "action": "execute",
+            "service": "amazon_sagemaker_pipelines",
+            "account_id": ACCOUNT,
+            "region_name": REGION,
+            "pipeline_name": "MyPipeline",
+        }
+    }
+    reply = server.execute(block, uid="awf-execute")
+    assert reply["node"]["phase"] == "Succeeded", reply
+    assert outputs(reply)["execution-status"] == "Succeeded"
+
+
+def test_a_pipeline_in_another_account_fails_saying_so(server: LiveServer) -> None:
+    by_caller = server.execute(native(action="validate", account_id="100000000009"))
+    assert by_caller["node"]["phase"] == "Failed"
+    message = by_caller["node"]["message"]
+    assert "is in AWS account 100000000002" in message and "not in account_id 100000000009" in message
+    assert "GetCallerIdentity" in message
+
+    other_arn = f"arn:aws:sagemaker:{REGION}:100000000009:pipeline/MyPipeline"
+    by_arn = server.execute(native(pipeline=other_arn, account_id=ACCOUNT), uid="other-account")
+    assert by_arn["node"]["phase"] == "Failed"
+    assert (
+        "is in AWS account 100000000009 (by its ARN), not in account_id 100000000002"
+        in by_arn["node"]["message"]
+    )
+    assert outputs(by_arn)["execution-arn"] == ""  # the final reply still names every output
+
+
+def test_an_unquoted_account_id_is_read_as_twelve_digits(server: LiveServer) -> None:
+    reply = server.execute(native(action="validate", account_id=100000000002))
+    assert reply["node"]["phase"] == "Succeeded", reply
+
+
+def test_role_arn_is_assumed_first(server: LiveServer) -> None:
+    block = native(action="validate", role_arn=f"arn:aws:iam::{ACCOUNT}:role/pipelines", account_id=ACCOUNT)
+    reply = server.execute(block)
+    assert reply["node"]["phase"] == "Succeeded", reply
+
+
+def test_no_credentials_is_an_error_saying_how_to_give_them(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.delenv("AWS_SESSION_TOKEN")
+    reply = server.execute(native(action="validate"))
+    assert reply["node"]["phase"] == "Error"
+    message = reply["node"]["message"]
+    assert message.startswith("AwsSetupError: no usable AWS credentials")
+    for hint in ("eks.amazonaws.com/role-arn", "-executor-plugin", "AWS_ACCESS_KEY_ID", "AWS_PROFILE"):
+        assert hint in message
+    assert "requeue" not in reply
+
+
+@pytest.mark.parametrize(
+    ("block", "named"),
+    [
+        ({"wait": "maybe"}, "`wait`: expected `bool`, got 'maybe'"),
+        ({"pipline": "MyPipeline"}, "`pipline` is not a field"),
+        ({"action": "run"}, "`action`: expected one of 'execute', 'stop', 'validate', got 'run'"),
+        ({"poll": "soon"}, "`poll`: invalid duration 'soon'"),
+        ({"poll": "0s"}, "`poll`: expected a duration > 0"),
+        ({"account_id": "1234"}, "`account_id`: expected 12 digits"),
+        ({"role_arn": "deployer"}, "`role_arn`: expected an IAM role ARN"),
+        ({"action": "stop"}, "`execution_arn` is required for action 'stop'"),
+        ({"pipeline": ""}, "`pipeline` is required for action 'execute'"),
+    ],
+)
+def test_a_bad_argument_fails_naming_it(server: LiveServer, block: dict[str, Any], named: str) -> None:
+    reply = server.execute(native(**block))
+    assert reply["node"]["phase"] == "Failed"
+    assert named in reply["node"]["message"]
+    assert "requeue" not in reply
+
+
+def test_poll_accepts_seconds_and_go_durations() -> None:
+    assert sagemaker._poll_seconds("2m") == 120
+    assert sagemaker._poll_seconds("30") == 30
+    assert sagemaker._poll_seconds(45) == 45
+
+
+@pytest.mark.parametrize(
+    ("service", "says"),
+    [
+        ("aws_glue", "service 'aws_glue' is not supported yet"),
+        ("aws_step_functions", "service 'aws_step_functions' is not supported yet"),
+        ("aws_lambda", "service 'aws_lambda' is not supported yet"),
+        (
+            "amazon_s3",
+            "`service`: expected one of amazon_sagemaker_pipelines, aws_glue, aws_step_functions, aws_lambda",
+        ),
+    ],
+)
+def test_awf_aws_services_other_than_sagemaker_fail(server: LiveServer, service: str, says: str) -> None:
+    block = {
+        "awf-aws-plugin": {"action": "execute", "service": service, "job_name": "etl", "region_name": REGION}
+    }
+    reply = server.execute(block)
+    assert reply["node"]["phase"] == "Failed"
+    assert says in reply["node"]["message"]
+
+
+def test_awf_aws_field_names_are_used_in_its_messages(server: LiveServer) -> None:
+    reply = server.execute(
+        {"awf-aws-plugin": {"action": "validate", "pipeline_name": "MyPipeline", "account_id": "x"}}
+    )
+    assert reply["node"]["phase"] == "Failed"
+    assert (
+        "invalid arguments for plugin 'awf-aws-plugin': `account_id`: expected 12 digits"
+        in reply["node"]["message"]
+    )
+
+
+def test_no_region_anywhere_is_an_error_saying_where_to_set_it(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION")
+    reply = server.execute({"sagemaker-pipelines": {"action": "validate", "pipeline": "MyPipeline"}})
+    assert reply["node"]["phase"] == "Error"
+    assert reply["node"]["message"].startswith(
+        "AwsSetupError: no AWS region: set `region` in the plugin block"
+    )
+
+
+def test_the_entry_point_serves_both_plugins() -> None:
+    from argoplug.registry import load_plugins
+
+    loaded = load_plugins(["sagemaker-pipelines"])
+    assert [p.key for p in loaded] == ["sagemaker-pipelines", "awf-aws-plugin"]
+    assert all(p.description for p in loaded)
