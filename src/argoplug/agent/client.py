@@ -1,0 +1,301 @@
+"""Calling executor plugins exactly as Argo's agent pod does: one `AgentClient` per workflow run.
+
+Mimics `workflow/executor/agent.go` (`processTask`, `executePluginTemplate`, the requeue loop) and
+`workflow/util/plugin/plugin.go` (`Client.Call`: timeout, transient retries with backoff, 404 → never
+called again). The engine of `argoplug run` uses it; so can `argoplug check` and the test kit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import httpx
+import msgspec
+
+from argoplug.agent.workflow import go_scalar_string
+from argoplug.protocol import Outputs, Parameter, parse_duration
+
+__all__ = ["DEFAULT_WORKERS", "AgentClient", "Backoff", "NodeUpdate", "PluginEndpoint"]
+
+EXECUTE_METHOD = "template.execute"
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_WORKERS = 16
+WORKERS_ENV = "ARGO_AGENT_TASK_WORKERS"
+# `NodePhase.Fulfilled`: once a node has one of these, the controller considers it done.
+TERMINAL_PHASES = frozenset({"Succeeded", "Failed", "Error", "Skipped", "Omitted"})
+
+
+@dataclasses.dataclass(frozen=True)
+class PluginEndpoint:
+    """One plugin sidecar: base URL (`http://localhost:<containerPort>`), token, and a name for messages."""
+
+    url: str
+    token: str
+    name: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Backoff:
+    """Retry schedule for transient failures (`wait.Backoff` of `k8s.io/apimachinery`).
+
+    `steps` attempts in all; before attempt n+1 the client sleeps `duration * factor**(n-1)` seconds, plus up
+    to `jitter` times that at random. Argo's agent uses 1 s, ×2, jitter 0.2, 5 attempts (CONTRACT §3).
+    """
+
+    duration: float = 1.0
+    factor: float = 2.0
+    jitter: float = 0.2
+    steps: int = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeUpdate:
+    """What one round of calls records for a node (`wfv1.NodeResult` plus the requeue).
+
+    `phase` is the plugin's string as sent ("" means nothing is recorded); `outputs` replace the node's
+    outputs wholesale (None clears them). `requeue` is in seconds, or None when the agent will not call
+    again: a `Succeeded` node, no requeue, or a zero/negative one.
+    """
+
+    phase: str
+    message: str = ""
+    outputs: Outputs | None = None
+    requeue: float | None = None
+
+    @property
+    def terminal(self) -> bool:
+        """True once the node is done (Succeeded, Failed, Error; also Skipped, Omitted): no more calls."""
+        return self.phase in TERMINAL_PHASES
+
+
+class _ReplyOutputs(msgspec.Struct):
+    parameters: list[dict[str, Any]] | None = None
+    artifacts: list[dict[str, Any]] | None = None
+    result: str | None = None
+    exitCode: str | None = None
+
+
+class _ReplyNode(msgspec.Struct):
+    phase: str = ""
+    message: str = ""
+    outputs: _ReplyOutputs | None = None
+    progress: str = ""
+
+
+class _Reply(msgspec.Struct):
+    node: _ReplyNode | None = None
+    requeue: Any = None
+
+
+_reply_decoder = msgspec.json.Decoder(_Reply | None)
+
+
+class _CallError(Exception):
+    """A plugin call failed for good: the node fails with this message (`processTask`)."""
+
+
+class _TransientError(Exception):
+    """A plugin call failed in a way worth retrying (503, refused, reset, EOF, timeout)."""
+
+
+class AgentClient:
+    """Call plugins with the agent's semantics, for one workflow run (use `async with`).
+
+    `endpoints` are asked in order, each with its own token. `timeout` (seconds, default 30) bounds each
+    HTTP exchange. At most `workers` rounds of calls run at once (default: `ARGO_AGENT_TASK_WORKERS` or
+    16); a round holds its worker through retries, not through requeue delays. `sleep` and `random` are
+    injectable so tests need not wait: backoff and requeue delays go through `sleep`.
+    """
+
+    def __init__(
+        self,
+        endpoints: Sequence[PluginEndpoint],
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        workers: int | None = None,
+        backoff: Backoff = Backoff(),
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        random: Callable[[], float] = random.random,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.endpoints = list(endpoints)
+        self.timeout = timeout
+        self.workers = workers if workers is not None else _workers_from_env()
+        self.backoff = backoff
+        self._sleep = sleep
+        self._random = random
+        self._http = httpx.AsyncClient(timeout=None, transport=transport)
+        self._semaphore = asyncio.Semaphore(self.workers)
+        # plugin.go's `invalid`: a plugin that answered 404 is never called again, for any task.
+        self.unsupported: set[str] = set()
+
+    async def __aenter__(self) -> AgentClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections."""
+        await self._http.aclose()
+
+    async def execute(self, request: Mapping[str, Any]) -> NodeUpdate:
+        """Make one round of calls for a task, as the agent's `processTask` does, and return its outcome.
+
+        Each plugin is asked in turn (skipping those marked unsupported): `{}` or `null` → the next one;
+        the first reply with a `node` wins. A fatal status (any 4xx/5xx but 404 and 503) or an undecodable
+        reply fails the node, and later plugins are not asked. With no taker the node fails with
+        `no plugin executed the template`. Never raises for plugin trouble.
+        """
+        body = msgspec.json.encode(request)
+        async with self._semaphore:
+            for endpoint in self.endpoints:
+                if endpoint.url in self.unsupported:
+                    continue
+                try:
+                    reply = await self._call(endpoint, body)
+                except _CallError as exc:
+                    return NodeUpdate("Failed", str(exc))
+                if reply is None or reply.node is None:
+                    continue
+                node = reply.node
+                requeue = None if node.phase == "Succeeded" else reply.requeue
+                return NodeUpdate(node.phase, node.message, _outputs(node.outputs), requeue)
+        return NodeUpdate("Failed", "no plugin executed the template")
+
+    async def follow(self, request: Mapping[str, Any], on_update: Callable[[NodeUpdate], None]) -> NodeUpdate:
+        """Call until the node is done, as the agent's task worker does, reporting every round to `on_update`.
+
+        A Pending/Running node with a requeue is called again with the same request after that delay; a
+        terminal phase ends it (a requeue then is ignored); without a requeue the agent never calls again,
+        so this waits forever, as the node hangs in Argo until the workflow's deadline ends it (cancel the
+        task). Returns the terminal update.
+        """
+        while True:
+            update = await self.execute(request)
+            on_update(update)
+            if update.terminal:
+                return update
+            if update.requeue is None:
+                await asyncio.Event().wait()
+            else:
+                await self._sleep(update.requeue)
+
+    async def _call(self, endpoint: PluginEndpoint, body: bytes) -> _ReplyDecoded | None:
+        """POST one request with retries (`plugin.go`, `Client.Call`); None when the plugin answered 404."""
+        url = f"{endpoint.url.rstrip('/')}/api/v1/{EXECUTE_METHOD}"
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {endpoint.token}"}
+        delay = self.backoff.duration
+        attempt = 1
+        while True:
+            try:
+                return await self._post(endpoint, url, body, headers)
+            except _TransientError as exc:
+                if attempt >= self.backoff.steps:
+                    raise _CallError(str(exc)) from None
+            await self._sleep(delay + self._random() * self.backoff.jitter * delay)
+            delay *= self.backoff.factor
+            attempt += 1
+
+    async def _post(
+        self, endpoint: PluginEndpoint, url: str, body: bytes, headers: Mapping[str, str]
+    ) -> _ReplyDecoded | None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await self._http.post(url, content=body, headers=headers)
+        except TimeoutError:
+            raise _TransientError(
+                f'Post "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
+            ) from None
+        except httpx.TransportError as exc:
+            raise _TransientError(f'Post "{url}": {str(exc) or type(exc).__name__}') from None
+        status = response.status_code
+        if status == 200:
+            return _decode(response.content)
+        if status == 404:
+            self.unsupported.add(endpoint.url)
+            return None
+        if status == 503:
+            raise _TransientError(response.text)
+        raise _CallError(f"{status} {response.reason_phrase}: {response.text}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _ReplyDecoded:
+    node: _ReplyNode | None
+    requeue: float | None
+
+
+def _decode(content: bytes) -> _ReplyDecoded | None:
+    """Decode a 200 body as Go's `json.Decoder` into `ExecuteTemplateReply` would, or raise _CallError."""
+    if not content.strip():
+        raise _CallError("EOF")
+    try:
+        reply = _reply_decoder.decode(content)
+    except msgspec.DecodeError as exc:
+        raise _CallError(f"invalid JSON in reply: {exc}") from None
+    except msgspec.ValidationError as exc:
+        raise _CallError(f"json: cannot unmarshal reply: {exc}") from None
+    if reply is None:
+        return None
+    requeue = reply.requeue
+    if requeue is None:
+        return _ReplyDecoded(reply.node, None)
+    # `requeue` is a *metav1.Duration: a JSON string parsed by time.ParseDuration.
+    if not isinstance(requeue, str):
+        raise _CallError(f"json: cannot unmarshal {_json_kind(requeue)} into Go value of type string")
+    try:
+        seconds = parse_duration(requeue)
+    except ValueError:
+        raise _CallError(f'time: invalid duration "{requeue}"') from None
+    return _ReplyDecoded(reply.node, seconds if seconds > 0 else None)
+
+
+def _outputs(outputs: _ReplyOutputs | None) -> Outputs | None:
+    """The node's outputs as the controller stores them: parameter values are strings.
+
+    A value that is a JSON object, array or null becomes "" (CONTRACT §2); numbers and booleans become
+    their text, as Go's `AnyString` does.
+    """
+    if outputs is None:
+        return None
+    parameters = []
+    for raw in outputs.parameters or []:
+        value = raw.get("value")
+        if isinstance(value, (bool, int, float)):
+            text = go_scalar_string(value)
+        elif isinstance(value, str):
+            text = value
+        else:
+            text = ""
+        parameters.append(
+            Parameter(name=str(raw.get("name", "")), value=text, globalName=raw.get("globalName") or None)
+        )
+    return Outputs(
+        parameters=parameters,
+        artifacts=list(outputs.artifacts or []),
+        result=outputs.result,
+        exitCode=outputs.exitCode,
+    )
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _workers_from_env() -> int:
+    text = os.environ.get(WORKERS_ENV, "")
+    try:
+        value = int(text)
+    except ValueError:
+        return DEFAULT_WORKERS
+    return value if value > 0 else DEFAULT_WORKERS
