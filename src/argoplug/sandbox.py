@@ -104,7 +104,7 @@ class AwsSandbox:
         self.quiet = quiet
         self._server: Any = None
         self._endpoint = ""
-        self._saved_account: str | None = None
+        self._saved_env: dict[str, str | None] = {}
         self._saved_log_level: int | None = None
 
     @classmethod
@@ -240,8 +240,12 @@ class AwsSandbox:
         self._stop()
 
     def _start(self) -> None:
-        # Before moto is imported and serving: every request reads it (moto 5, get_current_account).
-        self._saved_account = os.environ.get("MOTO_ACCOUNT_ID")
+        # Before moto is imported and serving: every request reads MOTO_ACCOUNT_ID (moto 5,
+        # get_current_account). moto's in-process server builds botocore sessions too, so a user's
+        # AWS_PROFILE (one that does not exist here makes botocore refuse) is unset while it runs.
+        self._saved_env = {name: os.environ.get(name) for name in _SANDBOX_ENV}
+        for name in _SANDBOX_ENV:
+            os.environ.pop(name, None)
         os.environ["MOTO_ACCOUNT_ID"] = self.account
         if self.quiet:
             # werkzeug logs every request, and a traceback for each call moto does not implement.
@@ -278,7 +282,7 @@ class AwsSandbox:
                 aws_access_key_id=_FAKE_KEY,
                 aws_secret_access_key=_FAKE_KEY,
             )
-        except Exception as exc:  # e.g. AWS_PROFILE naming a profile that does not exist
+        except Exception as exc:
             raise SandboxError(f"cannot create a SageMaker client for the sandbox: {exc}") from exc
         for pipeline in self.pipelines:
             definition = pipeline.definition if pipeline.definition is not None else DEFAULT_DEFINITION
@@ -307,12 +311,17 @@ class AwsSandbox:
             logging.getLogger("werkzeug").setLevel(self._saved_log_level)
             self._saved_log_level = None
         if _active is self:
-            if self._saved_account is None:
-                os.environ.pop("MOTO_ACCOUNT_ID", None)
-            else:
-                os.environ["MOTO_ACCOUNT_ID"] = self._saved_account
+            for name, value in self._saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
             with _active_lock:
                 _active = None
+
+
+# Set (MOTO_ACCOUNT_ID) or unset (the profile) in this process while the sandbox runs, restored after.
+_SANDBOX_ENV = ("MOTO_ACCOUNT_ID", "AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 
 
 def _field_message(exc: msgspec.ValidationError) -> str:

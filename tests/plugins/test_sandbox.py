@@ -165,3 +165,19 @@ def test_a_sidecar_subprocess_runs_the_example_against_the_sandbox(tmp_path: Pat
     assert arns["execution-arn"].startswith(
         "arn:aws:sagemaker:us-west-2:100000000002:pipeline/MyPipeline/execution/"
     )
+
+
+def test_a_users_aws_profile_neither_breaks_the_sandbox_nor_is_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's in-process server reads the environment too; a profile missing here made it answer 500."""
+    monkeypatch.setenv("AWS_PROFILE", "profile-that-does-not-exist")
+    with AwsSandbox.from_file(EXAMPLE) as sandbox:
+        assert "AWS_PROFILE" not in os.environ
+        client = boto3.session.Session().client(
+            "sagemaker",
+            region_name=sandbox.region,
+            endpoint_url=sandbox.env["AWS_ENDPOINT_URL"],
+            aws_access_key_id=sandbox.env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=sandbox.env["AWS_SECRET_ACCESS_KEY"],
+        )
+        assert client.describe_pipeline(PipelineName="MyPipeline")["PipelineName"] == "MyPipeline"
+    assert os.environ["AWS_PROFILE"] == "profile-that-does-not-exist"

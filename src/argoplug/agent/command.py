@@ -109,6 +109,9 @@ def _run(
         env["AWS_ENDPOINT_URL"] = aws_endpoint
     with contextlib.ExitStack() as stack:
         if aws_sandbox is not None:
+            # The sandbox's endpoint and credentials must win over a user's AWS_PROFILE, session token or
+            # web identity, which a dict update cannot unset.
+            env = {name: value for name, value in env.items() if not name.startswith("AWS_")}
             env.update(_enter_sandbox(stack, aws_sandbox, console, errors))
         workdir = Path(tempfile.mkdtemp(prefix="argoplug-run-"))
         log_file = workdir / "sidecar.log"
@@ -145,13 +148,8 @@ def _enter_sandbox(
     except SandboxError as exc:
         errors.print(f"argoplug run: {path}: {exc}", markup=False)
         raise typer.Exit(EXIT_USAGE) from None
-    env: Mapping[str, str] = sandbox.env
-    describe = getattr(sandbox, "describe", None)
-    if callable(describe):
-        console.print(describe(), markup=False)
-    else:
-        console.print(f"AWS sandbox at {env.get('AWS_ENDPOINT_URL', '(no endpoint)')}", markup=False)
-    return dict(env)
+    console.print(sandbox.describe(), markup=False)
+    return dict(sandbox.env)
 
 
 def _run_workflow(workflow: Workflow, endpoint: tuple[str, str], console: Console) -> WorkflowStatus | None:

@@ -146,14 +146,17 @@ def _outputs(status: WorkflowStatus) -> list[Text]:
     found = [(n, n.outputs) for n in status.nodes.values() if n.outputs is not None]
     found = [(node, outputs) for node, outputs in found if outputs.parameters or outputs.result is not None]
     names = [node.display_name for node, _ in found]
+    width = max(
+        [len(p.name) + 6 for _, outputs in found for p in outputs.parameters] + [len(_HEADER.format("", ""))]
+    )
     lines = []
     for node, outputs in found:
         label = node.display_name if names.count(node.display_name) == 1 else node.name
         lines.append(Text(f"  {label}:"))
-        for param in outputs.parameters:
-            lines.append(Text(_HEADER.format(f"    {param.name}:", param.value or "")))
+        rows = [(p.name, p.value or "") for p in outputs.parameters]
         if outputs.result is not None:
-            lines.append(Text(_HEADER.format("    result:", outputs.result)))
+            rows.append(("result", outputs.result))
+        lines.extend(Text(f"{f'    {name}:':<{width}}{value}".rstrip()) for name, value in rows)
     return lines
 
 
