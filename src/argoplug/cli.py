@@ -84,19 +84,21 @@ def call(
     try:
         body = yaml.safe_load(request_file.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        console.print(f"[red]cannot read {request_file}:[/] {exc}")
+        typer.echo(f"argoplug call: cannot read {request_file}: {exc}", err=True)
         raise typer.Exit(2) from None
     if not isinstance(body, dict) or "template" not in body:
-        console.print(
-            f"[red]{request_file} is not a template.execute request:[/] expected an object with `template`"
+        typer.echo(
+            f"argoplug call: {request_file} is not a template.execute request: "
+            "expected an object with `template`",
+            err=True,
         )
         raise typer.Exit(2)
     if token is None:
         try:
             token = token_file.read_text().strip()
         except OSError:
-            console.print(
-                f"[yellow]no token: {token_file} is not readable; sending no Authorization header[/]"
+            typer.echo(
+                f"argoplug call: {token_file} is not readable; sending no Authorization header", err=True
             )
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
@@ -104,7 +106,7 @@ def call(
             url.rstrip("/") + "/api/v1/template.execute", json=body, headers=headers, timeout=timeout
         )
     except httpx.HTTPError as exc:
-        console.print(f"[red]{url}: {type(exc).__name__}: {exc}[/]")
+        typer.echo(f"argoplug call: {url}: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(1) from None
     style = "green" if response.status_code == 200 else "red"
     console.print(
