@@ -16,6 +16,7 @@ import pytest
 from sagemaker_support import ACCOUNT, PIPELINE_ARN, REGION, moto_executions, outputs
 
 from argoplug.plugins import sagemaker
+from argoplug.plugins.sagemaker.args import poll_seconds
 from argoplug.testing import LiveServer, make_request
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"
@@ -184,9 +185,9 @@ def test_a_bad_argument_fails_naming_it(server: LiveServer, block: dict[str, Any
 
 
 def test_poll_accepts_seconds_and_go_durations() -> None:
-    assert sagemaker._poll_seconds("2m") == 120
-    assert sagemaker._poll_seconds("30") == 30
-    assert sagemaker._poll_seconds(45) == 45
+    assert poll_seconds("2m") == 120
+    assert poll_seconds("30") == 30
+    assert poll_seconds(45) == 45
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """The `argoplug run` command: a Workflow run locally, its plugins served by a real sidecar subprocess.
 
-`cli.py` registers `run`. It loads and checks the files (`workflow`, `engine.check`), starts
+`cli.py` registers `run`. It loads and checks the files (`workflow`, `checks.check`), starts
 `argoplug serve` as Argo starts a plugin sidecar (token file, loopback port, health check), optionally
 inside an AWS sandbox, runs the workflow through the engine and the agent client, and prints the report.
 Heavy imports happen inside `run`, so that importing the CLI stays fast.
@@ -94,7 +94,7 @@ def _run(
     console: Console,
     errors: Console,
 ) -> None:
-    from argoplug.agent.engine import check
+    from argoplug.agent.checks import check
     from argoplug.agent.workflow import WorkflowError, load_documents, parse_parameters, resolve_workflow
 
     try:

@@ -15,7 +15,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from argoplug.agent.engine import Node, NodePhase, NodeType, WorkflowStatus
+from argoplug.agent.nodes import Node, NodePhase, NodeType, WorkflowStatus
 from argoplug.protocol import format_duration
 
 __all__ = ["ICONS", "Progress", "render_report", "render_tree"]

@@ -3,7 +3,7 @@
 `argoplug run` calls `load_documents` then `resolve_workflow`; the result, a `Workflow`, is what the engine
 runs. What `argo submit` checks of the documents themselves is here too: the schema (with Go's leniency
 for `AnyString` and `IntOrString`), unknown fields (`argo submit --strict`, the default) and the workflow's
-arguments (`workflow/validate/validate.go`). The templates are checked by `argoplug.agent.engine.check`.
+arguments (`workflow/validate/validate.go`). The templates are checked by `argoplug.agent.checks.check`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,157 @@
+"""The arguments of the SageMaker Pipelines plugins: the two plugin blocks and their checks beyond types.
+
+The server decodes a task's block into `SageMakerArgs` or `AwfAwsArgs`; `handlers` refuses what
+`argument_problems` lists and reads the `poll` duration and the pipeline ARN's parts from here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import msgspec
+
+from argoplug.protocol import parse_duration
+
+__all__ = [
+    "AWF_AWS_SERVICES",
+    "DEFAULT_POLL",
+    "PIPELINE_ARN",
+    "AwfAwsArgs",
+    "SageMakerArgs",
+    "argument_problems",
+    "normalized_account",
+    "poll_seconds",
+]
+
+DEFAULT_POLL = 60.0
+# The awf-aws plugin's `service` values (greenpau/argo-workflows-aws-plugin, request.go); the first is ours.
+AWF_AWS_SERVICES = ("amazon_sagemaker_pipelines", "aws_glue", "aws_step_functions", "aws_lambda")
+
+# AWS's form of a pipeline ARN, or of an execution ARN (with `execution`).
+PIPELINE_ARN = re.compile(
+    r"^arn:(?P<partition>aws[a-z-]*):sagemaker:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
+    r"pipeline/(?P<pipeline>[^/]+)(?:/execution/(?P<execution>[^/]+))?$"
+)
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+
+
+class SageMakerArgs(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The `sagemaker-pipelines` plugin block.
+
+    - `action`: `validate` (DescribePipeline), `execute` (StartPipelineExecution, then
+      DescribePipelineExecution until it ends) or `stop` (StopPipelineExecution of `execution_arn`).
+    - `pipeline`: the pipeline's name or ARN (validate, execute).
+    - `parameters`: name → value, sent as PipelineParameters; values that are not strings are JSON-encoded.
+    - `display_name`: prefix of the execution's display name (default: the workflow's name).
+    - `region`: AWS region (default: the pipeline ARN's region, else the sidecar's AWS_REGION).
+    - `account_id`: the 12-digit account the pipeline must be in; checked against the pipeline or execution
+      ARN, else against STS GetCallerIdentity.
+    - `role_arn`: an IAM role to assume first (STS AssumeRole), for cross-account work.
+    - `wait`: wait for the execution to end (default); false succeeds as soon as it started.
+    - `poll`: the longest requeue while waiting, in seconds or as a Go duration ("2m"); default 60 s.
+      Requeues start at 5 s and double up to it.
+    - `execution_arn`: the execution to stop (stop).
+    """
+
+    action: Literal["validate", "execute", "stop"] = "execute"
+    pipeline: str = ""
+    parameters: dict[str, Any] = {}
+    display_name: str = ""
+    region: str = ""
+    account_id: str | int = ""
+    role_arn: str = ""
+    wait: bool = True
+    poll: float | str = DEFAULT_POLL
+    execution_arn: str = ""
+
+
+class AwfAwsArgs(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The `awf-aws-plugin` block of the published awf-aws plugin, for drop-in compatibility.
+
+    `action` is `validate` or `execute`; `pipeline_name`, `region_name`, `account_id` and `parameters` map
+    to the native `pipeline`, `region`, `account_id` and `parameters`. `service` may be left out when
+    `pipeline_name` is given (it means `amazon_sagemaker_pipelines`). `job_name`, `step_function_name` and
+    `lambda_function_name` belong to the services not supported yet; they are accepted so that such a
+    template fails saying so.
+    """
+
+    action: Literal["validate", "execute"]
+    account_id: str | int = ""
+    region_name: str = ""
+    pipeline_name: str = ""
+    service: str = ""
+    parameters: dict[str, Any] = {}
+    job_name: str = ""
+    step_function_name: str = ""
+    lambda_function_name: str = ""
+
+
+def argument_problems(args: SageMakerArgs, names: Mapping[str, str] | None = None) -> list[str]:
+    """List what is wrong with `args` beyond their types, naming fields as the user wrote them."""
+    names = names or {}
+
+    def field(name: str) -> str:
+        return f"`{names.get(name, name)}`"
+
+    problems: list[str] = []
+    if args.action in ("validate", "execute") and not args.pipeline:
+        problems.append(f"{field('pipeline')} is required for action {args.action!r}")
+    if args.pipeline.startswith("arn:"):
+        arn = PIPELINE_ARN.match(args.pipeline)
+        if arn is None or arn.group("execution"):
+            problems.append(
+                f"{field('pipeline')}: expected a pipeline name or an ARN like "
+                f"arn:aws:sagemaker:<region>:<account>:pipeline/<name>, got {args.pipeline!r}"
+            )
+        elif args.region and args.region != arn.group("region"):
+            problems.append(
+                f"{field('region')} is {args.region!r} but the pipeline ARN is in {arn.group('region')!r}"
+            )
+    if args.action == "stop":
+        arn = PIPELINE_ARN.match(args.execution_arn)
+        if not args.execution_arn:
+            problems.append(f"{field('execution_arn')} is required for action 'stop'")
+        elif arn is None or not arn.group("execution"):
+            problems.append(
+                f"{field('execution_arn')}: expected an ARN like "
+                "arn:aws:sagemaker:<region>:<account>:pipeline/<name>/execution/<id>, "
+                f"got {args.execution_arn!r}"
+            )
+        elif args.region and args.region != arn.group("region"):
+            problems.append(
+                f"{field('region')} is {args.region!r} but the execution ARN is in {arn.group('region')!r}"
+            )
+    if args.account_id != "" and not _ACCOUNT.match(normalized_account(args.account_id)):
+        problems.append(f"{field('account_id')}: expected 12 digits, got {args.account_id!r}")
+    if args.role_arn and not _ROLE_ARN.match(args.role_arn):
+        problems.append(
+            f"{field('role_arn')}: expected an IAM role ARN like arn:aws:iam::<account>:role/<name>, "
+            f"got {args.role_arn!r}"
+        )
+    try:
+        poll_seconds(args.poll)
+    except ValueError as exc:
+        problems.append(f"{field('poll')}: {exc}")
+    return problems
+
+
+def normalized_account(value: str | int) -> str:
+    """The 12 digits of an account id; YAML reads an unquoted one as a number, which drops leading zeros."""
+    return f"{value:012d}" if isinstance(value, int) and value >= 0 else str(value).strip()
+
+
+def poll_seconds(value: float | str) -> float:
+    """Seconds of a `poll` value: a number, a numeric string ("30") or a Go duration ("2m")."""
+    if isinstance(value, str):
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = parse_duration(value.strip())
+    else:
+        seconds = float(value)
+    if not seconds > 0:
+        raise ValueError(f"expected a duration > 0 (seconds or e.g. '2m'), got {value!r}")
+    return seconds
