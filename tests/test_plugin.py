@@ -174,5 +174,14 @@ def test_declared_global_names_are_echoed() -> None:
 
 
 def test_running_requires_a_positive_requeue() -> None:
-    with pytest.raises(ValueError, match="requeue must be > 0"):
-        Result.running(requeue=0)
+    for bad in (0, -1, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="requeue must be > 0"):
+            Result.running(requeue=bad)
+        with pytest.raises(ValueError, match="delay must be > 0"):
+            TemporaryError("x", delay=bad)
+
+
+def test_result_phase_must_be_one_a_plugin_may_send() -> None:
+    assert Result("Running", requeue=5).phase is Phase.RUNNING  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="is not a valid Phase"):
+        Result("Skipped")  # type: ignore[arg-type]

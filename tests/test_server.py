@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
 from argoplug import PermanentError, Plugin, Result, Task, TemporaryError
-from argoplug.server import ServerSettings, create_app
+from argoplug.server import EXECUTE_PATH, ServerSettings, create_app
 from argoplug.testing import LiveServer, make_request
 
 VECTORS = Path(__file__).parent / "vectors"
@@ -179,13 +181,29 @@ def test_token_file_is_read_again_when_it_changes(server: LiveServer) -> None:
         server.token_file.write_text(old)
 
 
-def test_missing_token_file_refuses_our_key_but_not_others() -> None:
-    app_settings = ServerSettings(token_file="/nonexistent/argoplug/token")
-    with LiveServer([hello], settings=app_settings) as live:
-        live.token_file.unlink()
-        refused = live.post(make_request({"hello": {}}))
-        assert refused.status_code == 403
-        assert "is missing or unreadable" in refused.json()["error"]
+@pytest.mark.parametrize("break_token", ["delete", "empty"])
+def test_a_missing_or_empty_token_file_is_503_for_our_key_and_no_bearer_gets_in(break_token: str) -> None:
+    """503 makes the agent retry (the pod's trouble); an empty token must not accept `Bearer `."""
+    with LiveServer([hello]) as live:
+        if break_token == "delete":
+            live.token_file.unlink()
+        else:
+            live.token_file.chmod(0o640)
+            live.token_file.write_text("")
+        for token in (None, live.token):
+            refused = live.post(make_request({"hello": {}}), token=token)
+            assert refused.status_code == 503
+            assert "is missing, unreadable or empty" in refused.json()["error"]
+        # `Bearer ` with nothing after it, which httpx will not send: a raw request.
+        body = json.dumps(make_request({"hello": {}})).encode()
+        with socket.create_connection(("127.0.0.1", live.port), timeout=10) as sock:
+            head = (
+                f"POST {EXECUTE_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            )
+            sock.sendall(head.encode() + body)
+            status_line = sock.makefile("rb").readline()
+        assert status_line.split()[1] == b"503"
         assert live.post(make_request({"other": {}})).content == b"{}"
         live.token_file.write_text(live.token)
 
@@ -251,6 +269,99 @@ def test_a_handler_past_its_deadline_is_answered_running_and_goes_on() -> None:
         }
         release.set()
         assert finished.wait(timeout=10)
+
+
+def test_the_next_call_collects_a_late_result_instead_of_running_the_handler_again() -> None:
+    """A result computed after the deadline reply must reach the agent: a job tracker that saw a failure
+    would otherwise start the next attempt on the next call (the failure never reported)."""
+    release = threading.Event()
+    runs = []
+    plugin = Plugin("late")
+
+    @plugin.handler
+    def late(task: Task, args: object) -> Result:
+        runs.append(task.key)
+        release.wait(timeout=20)
+        return Result.failed("pipeline execution Failed: out of memory")
+
+    with LiveServer([plugin], settings=ServerSettings(handler_deadline=0.2)) as live:
+        first = live.execute({"late": {}})
+        assert first["node"]["phase"] == "Running" and first["requeue"] == "5s"
+        second = live.execute({"late": {}})  # still running: joins the same call
+        assert second["node"]["message"] == "handler still running after 0.2s"
+        release.set()
+        third = live.execute({"late": {}})
+        assert third == {"node": {"phase": "Failed", "message": "pipeline execution Failed: out of memory"}}
+        fourth = live.execute({"late": {}})  # collected: a new call runs the handler again
+        assert fourth["node"]["phase"] == "Failed"
+    assert len(runs) == 2
+
+
+def test_parallel_calls_of_identical_templates_each_run_their_handler() -> None:
+    """Argo sends no node ID: two parallel steps with the same template are indistinguishable, and a
+    plugin with side effects (a message, an API call) must run for each."""
+    barrier = threading.Barrier(2, timeout=10)
+    plugin = Plugin("twin")
+
+    @plugin.handler
+    def twin(task: Task, args: object) -> Result:
+        barrier.wait()  # both runs must be in flight at once
+        return Result.succeeded()
+
+    with LiveServer([plugin]) as live, concurrent.futures.ThreadPoolExecutor(2) as pool:
+        replies = list(pool.map(lambda _: live.execute({"twin": {}}), range(2)))
+    assert [r["node"]["phase"] for r in replies] == ["Succeeded", "Succeeded"]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "message"),
+    [
+        ("unencodable", "TypeError: "),
+        ("zero-delay", "ValueError: TemporaryError delay must be > 0 seconds and finite, got 0"),
+        ("bad-phase", "ValueError: 'Done' is not a valid Phase"),
+        ("exit", "SystemExit: 3"),
+    ],
+)
+def test_handler_outcomes_that_cannot_be_sent_are_error_nodes_never_500(outcome: str, message: str) -> None:
+    plugin = Plugin("odd")
+
+    @plugin.handler
+    def odd(task: Task, args: object) -> Result:
+        if outcome == "unencodable":
+            return Result.succeeded(outputs={"thing": object()})
+        if outcome == "zero-delay":
+            raise TemporaryError("x", delay=0)
+        if outcome == "bad-phase":
+            return Result("Done")  # type: ignore[arg-type]
+        raise SystemExit(3)
+
+    with LiveServer([plugin]) as live:
+        reply = live.execute({"odd": {}})
+        assert reply["node"]["phase"] == "Error"
+        assert reply["node"]["message"].startswith(message)
+        assert "requeue" not in reply
+        assert live.execute({"odd": {}})["node"]["phase"] == "Error"  # the server still serves
+
+
+def test_result_phase_given_as_string_and_non_string_output_names_are_sent_as_argo_reads_them() -> None:
+    plugin = Plugin("strings")
+    plugin.handler(lambda task, args: Result("Succeeded", outputs={1: "a"}))  # type: ignore[arg-type, dict-item]
+    with LiveServer([plugin]) as live:
+        reply = live.execute({"strings": {}})
+    assert reply == {"node": {"phase": "Succeeded", "outputs": {"parameters": [{"name": "1", "value": "a"}]}}}
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"), [("handler_deadline", 0), ("handler_deadline", 30), ("deadline_requeue", 0)]
+)
+def test_settings_out_of_range_are_refused(setting: str, value: float) -> None:
+    with pytest.raises(ValueError, match=setting):
+        ServerSettings(**{setting: value})
+
+
+def test_live_server_fixture_starts_and_stops_servers(live_server: Any) -> None:
+    server = live_server([hello])
+    assert server.execute({"hello": {"name": "fixture"}})["node"]["phase"] == "Succeeded"
 
 
 def test_async_handler_errors_are_nodes_too() -> None:

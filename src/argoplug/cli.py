@@ -11,8 +11,7 @@ from typing import Annotated
 import typer
 
 from argoplug.agent.command import run as run_command
-
-DEFAULT_PORT = 7733
+from argoplug.protocol import DEFAULT_PORT, DEFAULT_TOKEN_FILE
 
 app = typer.Typer(
     name="argoplug",
@@ -39,7 +38,7 @@ def serve(
     ] = DEFAULT_PORT,
     token_file: Annotated[
         str, typer.Option(help="File holding the agent's token (CONTRACT §4).")
-    ] = "/var/run/argo/token",
+    ] = DEFAULT_TOKEN_FILE,
     log_format: Annotated[str, typer.Option(help="json, text, or auto (text on a terminal).")] = "auto",
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
     handler_deadline: Annotated[
@@ -68,7 +67,7 @@ def call(
     ],
     url: Annotated[str, typer.Option(help="The plugin server.")] = f"http://127.0.0.1:{DEFAULT_PORT}",
     token: Annotated[str | None, typer.Option(help="The token to send (default: read --token-file).")] = None,
-    token_file: Annotated[Path, typer.Option(help="File holding the token.")] = Path("/var/run/argo/token"),
+    token_file: Annotated[Path, typer.Option(help="File holding the token.")] = Path(DEFAULT_TOKEN_FILE),
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for the reply (the agent waits 30).")
     ] = 30.0,

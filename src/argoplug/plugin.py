@@ -13,6 +13,7 @@ import functools
 import hashlib
 import inspect
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -58,6 +59,8 @@ class TemporaryError(Exception):
         self, message: str, *, delay: float = DEFAULT_REQUEUE, outputs: Mapping[str, Any] | None = None
     ) -> None:
         super().__init__(message)
+        if not 0 < delay < math.inf:
+            raise ValueError(f"TemporaryError delay must be > 0 seconds and finite, got {delay!r}")
         self.message = message
         self.delay = delay
         self.outputs = dict(outputs or {})
@@ -95,6 +98,12 @@ class Result:
     requeue: float | None = None
     result: str | None = None
 
+    def __post_init__(self) -> None:
+        # Raises ValueError for a phase a plugin may not send (Argo would leave the workflow hanging).
+        object.__setattr__(self, "phase", Phase(self.phase))
+        if self.requeue is not None and not 0 < self.requeue < math.inf:
+            raise ValueError(f"requeue must be > 0 seconds and finite, got {self.requeue!r}")
+
     @classmethod
     def succeeded(
         cls, message: str = "", *, outputs: Mapping[str, Any] | None = None, result: str | None = None
@@ -111,9 +120,10 @@ class Result:
     def running(
         cls, message: str = "", *, requeue: float = DEFAULT_REQUEUE, outputs: Mapping[str, Any] | None = None
     ) -> Result:
-        """The work goes on; the agent calls again with the same request after `requeue` seconds."""
-        if requeue <= 0:
-            raise ValueError(f"requeue must be > 0 seconds, got {requeue!r}")
+        """The work goes on; the agent calls again with the same request after `requeue` seconds.
+
+        Raises ValueError unless `requeue` is > 0 and finite.
+        """
         return cls(Phase.RUNNING, message, dict(outputs or {}), requeue)
 
 
@@ -232,19 +242,26 @@ class Plugin(Generic[ArgsT]):
     async def call(self, task: Task) -> Result:
         """Parse the arguments of `task` and run the handler (sync handlers in a worker thread).
 
-        Raises what the handler raises; ArgumentError for bad arguments; RuntimeError without a handler.
+        Raises what the handler raises (but SystemExit and KeyboardInterrupt, which become an Error
+        result); ArgumentError for bad arguments; RuntimeError without a handler.
         """
         if self._handler is None:
             raise RuntimeError(
                 f"plugin {self.key!r} has no handler: decorate a function with @plugin.handler"
             )
         args = self.parse_args(task.template.plugin.get(self.key))
-        if self._is_async:
-            result = await self._handler(task, args)  # type: ignore[misc]
-        else:
-            result = await asyncio.get_running_loop().run_in_executor(
-                None, functools.partial(self._handler, task, args)
-            )
+        try:
+            if self._is_async:
+                result = await self._handler(task, args)  # type: ignore[misc]
+            else:
+                result = await asyncio.get_running_loop().run_in_executor(
+                    None, functools.partial(self._handler, task, args)
+                )
+        except (SystemExit, KeyboardInterrupt) as exc:
+            # Out of an asyncio task these would stop the whole server: one handler's exit is an Error node.
+            log.error("handler of plugin %r exited", self.key, exc_info=exc)
+            text = str(exc)
+            return Result(Phase.ERROR, f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
         if not isinstance(result, Result):
             raise TypeError(
                 f"handler of plugin {self.key!r} returned {type(result).__name__}, expected argoplug.Result"
@@ -353,7 +370,7 @@ def _outputs(result: Result, template: Template) -> Outputs | None:
         return None
     global_names = {p.name: p.globalName for p in template.outputs.parameters if p.globalName}
     params = [
-        Parameter(name=name, value=encode_parameter_value(value), globalName=global_names.get(name))
+        Parameter(name=str(name), value=encode_parameter_value(value), globalName=global_names.get(str(name)))
         for name, value in result.outputs.items()
     ]
     return Outputs(parameters=params, result=result.result)

@@ -15,6 +15,9 @@ from typing import Any
 import msgspec
 
 __all__ = [
+    "DEFAULT_PORT",
+    "DEFAULT_TOKEN_FILE",
+    "EXECUTE_PATH",
     "ExecuteTemplateArgs",
     "ExecuteTemplateReply",
     "Inputs",
@@ -30,6 +33,13 @@ __all__ = [
     "format_duration",
     "parse_duration",
 ]
+
+
+EXECUTE_PATH = "/api/v1/template.execute"
+# Where the agent's init container puts the sidecar's token (CONTRACT §4).
+DEFAULT_TOKEN_FILE = "/var/run/argo/token"
+# argoplug's default sidecar port: not one of the published plugins' (CONTRACT §5) nor 80/443/8080/8081/8443.
+DEFAULT_PORT = 7733
 
 
 class Phase(enum.StrEnum):

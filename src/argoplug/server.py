@@ -24,13 +24,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from argoplug.plugin import Plugin, Result, Task, outcome_for
-from argoplug.protocol import ExecuteTemplateArgs, ExecuteTemplateReply, NodeResult, Phase
+from argoplug.plugin import PermanentError, Plugin, Result, Task, TemporaryError, outcome_for
+from argoplug.protocol import (
+    DEFAULT_PORT,
+    DEFAULT_TOKEN_FILE,
+    EXECUTE_PATH,
+    ExecuteTemplateArgs,
+    ExecuteTemplateReply,
+    NodeResult,
+    Phase,
+)
 
 __all__ = ["DEFAULT_TOKEN_FILE", "ServerSettings", "configure_logging", "create_app", "serve"]
 
-DEFAULT_TOKEN_FILE = "/var/run/argo/token"
-EXECUTE_PATH = "/api/v1/template.execute"
+AGENT_CALL_TIMEOUT = 30.0  # the agent's HTTP client timeout (workflow/executor/agent.go)
 
 log = logging.getLogger("argoplug.server")
 
@@ -57,34 +64,53 @@ class ServerSettings(msgspec.Struct, kw_only=True, frozen=True):
     """How the server behaves.
 
     `token_file`: the agent's token (CONTRACT §4), read on the first call of ours and again whenever the
-    file changes. `handler_deadline` (seconds): a handler still running after it is answered
-    `Running` with a requeue of `deadline_requeue` seconds while it goes on, because the agent gives up
-    on a call after 30 s. `handler_threads`: threads for sync handlers.
+    file changes. `handler_deadline` (seconds, above 0 and below the agent's 30 s client timeout): a
+    handler still running after it is answered `Running` with a requeue of `deadline_requeue` seconds;
+    it goes on, and the next call of the same task waits for it or takes its result instead of starting
+    the handler again. `late_result_ttl` (seconds): how long a result that finished after its call was
+    answered is kept for that next call. `handler_threads`: threads for sync handlers.
+    Raises ValueError for values out of range.
     """
 
     token_file: str = DEFAULT_TOKEN_FILE
     handler_deadline: float = 20.0
     deadline_requeue: float = 5.0
+    late_result_ttl: float = 3600.0
     handler_threads: int = 64
+
+    def __post_init__(self) -> None:
+        if not 0 < self.handler_deadline < AGENT_CALL_TIMEOUT:
+            raise ValueError(
+                f"handler_deadline must be between 0 and {AGENT_CALL_TIMEOUT:g} seconds (the agent's call "
+                f"timeout), got {self.handler_deadline!r}"
+            )
+        if not 0 < self.deadline_requeue < float("inf"):
+            raise ValueError(f"deadline_requeue must be > 0 seconds, got {self.deadline_requeue!r}")
+        if self.handler_threads < 1:
+            raise ValueError(f"handler_threads must be >= 1, got {self.handler_threads!r}")
 
 
 class _TokenCheck:
-    """Compares `Authorization: Bearer <token>` with the token file in constant time."""
+    """Compares `Authorization: Bearer <token>` with the token file in constant time.
+
+    `problem` answers (status, reason): 403 for a missing or wrong header; 503 (the agent retries it) when
+    the token file is missing, unreadable or empty, which is the pod's trouble, not the caller's.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._stamp: tuple[int, int] | None = None
         self._expected: bytes | None = None
 
-    def problem(self, header: str | None) -> str | None:
-        """Return why the call is refused, or None when the token matches."""
+    def problem(self, header: str | None) -> tuple[int, str] | None:
+        """Return (status, why) when the call is refused, or None when the token matches."""
         expected = self._load()
         if expected is None:
-            return f"token file {self.path} is missing or unreadable"
+            return 503, f"token file {self.path} is missing, unreadable or empty"
         if header is None:
-            return "missing Authorization header"
+            return 403, "missing Authorization header"
         if not hmac.compare_digest(header.encode("utf-8", "surrogateescape"), expected):
-            return "invalid token"
+            return 403, "invalid token"
         return None
 
     def _load(self) -> bytes | None:
@@ -99,6 +125,8 @@ class _TokenCheck:
                 token = Path(self.path).read_bytes().strip()
             except OSError:
                 return None
+            if not token:
+                return None  # an empty token would accept "Bearer " from anyone
             self._expected = b"Bearer " + token
             self._stamp = stamp
         return self._expected
@@ -116,7 +144,10 @@ class _PluginServer:
             self.plugins[plugin.key] = plugin
         self.settings = settings
         self.token = _TokenCheck(settings.token_file)
-        self._background: set[asyncio.Future[Any]] = set()
+        # Handler calls whose caller was answered "still running": (plugin key, task key) → the call.
+        # The task's next call waits for it or takes its result. Calls within the deadline are not here:
+        # two parallel steps with identical templates (Argo sends no node ID) each run their handler.
+        self._late: dict[tuple[str, str], _Call] = {}
 
     async def execute(self, request: Request) -> Response:
         body = await request.body()
@@ -130,8 +161,8 @@ class _PluginServer:
             return Response(_EMPTY_REPLY, media_type=_JSON)
         refusal = self.token.problem(request.headers.get("authorization"))
         if refusal is not None:
-            log.warning("refused template.execute for plugin key %r: %s", plugin.key, refusal)
-            return _error(403, refusal)
+            log.warning("refused template.execute for plugin key %r: %s", plugin.key, refusal[1])
+            return _error(*refusal)
         started = time.perf_counter()
         try:
             args = _args_decoder.decode(body)
@@ -140,30 +171,50 @@ class _PluginServer:
             return self._reply(node, None, plugin.key, None, started)
         task = Task.from_args(args, plugin.key)
         outcome = await self._run(plugin, task)
-        node, requeue = outcome_for(outcome, args.template)
+        try:
+            node, requeue = outcome_for(outcome, args.template)
+        except Exception as exc:  # e.g. an output value msgspec cannot encode: still a node, never a 500
+            log.error("cannot reply with the result of plugin %r", plugin.key, exc_info=exc)
+            node, requeue = outcome_for(exc, args.template)
         return self._reply(node, requeue, plugin.key, task, started)
 
     async def _run(self, plugin: Plugin[Any], task: Task) -> Result | BaseException:
-        call = asyncio.ensure_future(plugin.call(task))
+        """Run the task's handler, or, when an earlier call of the task was answered before its handler
+        finished, wait for that handler or take its result instead of running the handler again."""
+        ident = (plugin.key, task.key)
+        self._forget_old_calls()
+        entry = self._late.pop(ident, None)
+        if entry is None:
+            entry = _Call(asyncio.ensure_future(plugin.call(task)))
         try:
-            return await asyncio.wait_for(asyncio.shield(call), self.settings.handler_deadline)
+            result: Result | BaseException = await asyncio.wait_for(
+                asyncio.shield(entry.future), self.settings.handler_deadline
+            )
         except TimeoutError:
-            # The handler goes on; answer before the agent's 30 s client timeout and come back later.
-            self._background.add(call)
-            call.add_done_callback(self._finished_late)
+            # The handler goes on; answer before the agent's 30 s client timeout. The task's next call
+            # (after the requeue) takes it over, so its result is neither lost nor computed twice: a job
+            # tracker that saw a failure would otherwise start the next attempt, the failure never told.
+            self._late.setdefault(ident, entry)
             return Result.running(
                 f"handler still running after {self.settings.handler_deadline:g}s",
                 requeue=self.settings.deadline_requeue,
             )
-        except Exception as exc:  # mapped to a Failed/Error node, never a 500
-            if not _expected_error(exc):
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # a handler's error is a Failed/Error node, never a 500
+            if not isinstance(exc, (PermanentError, TemporaryError)):
                 log.error("handler of plugin %r raised", plugin.key, exc_info=exc)
-            return exc
+            result = exc
+        return result
 
-    def _finished_late(self, call: asyncio.Future[Any]) -> None:
-        self._background.discard(call)
-        if not call.cancelled() and call.exception() is not None and not _expected_error(call.exception()):
-            log.error("late handler raised", exc_info=call.exception())
+    def _forget_old_calls(self) -> None:
+        """Drop late results nobody came back for (the workflow was stopped, the task deleted)."""
+        if not self._late:
+            return
+        horizon = time.monotonic() - self.settings.late_result_ttl
+        for ident, entry in list(self._late.items()):
+            if entry.finished_at is not None and entry.finished_at < horizon:
+                del self._late[ident]
 
     def _reply(
         self, node: NodeResult, requeue: str | None, key: str, task: Task | None, started: float
@@ -206,10 +257,20 @@ class _PluginServer:
             log.info("plugin server stopped")
 
 
-def _expected_error(exc: BaseException | None) -> bool:
-    from argoplug.plugin import PermanentError, TemporaryError
+class _Call:
+    """A handler call of one task: its future, and when it finished (monotonic seconds)."""
 
-    return isinstance(exc, (PermanentError, TemporaryError))
+    __slots__ = ("finished_at", "future")
+
+    def __init__(self, future: asyncio.Future[Result]) -> None:
+        self.future = future
+        self.finished_at: float | None = None
+        future.add_done_callback(lambda _: self.finished())
+
+    def finished(self) -> None:
+        self.finished_at = time.monotonic()
+        if not self.future.cancelled():
+            self.future.exception()  # retrieved: asyncio warns of exceptions nobody looked at
 
 
 def _error(status: int, message: str) -> Response:
@@ -287,7 +348,7 @@ def serve(
     plugins: Iterable[Plugin[Any]],
     *,
     host: str = "127.0.0.1",
-    port: int = 4355,
+    port: int = DEFAULT_PORT,
     settings: ServerSettings | None = None,
 ) -> None:
     """Serve `plugins` on `host:port` with uvicorn until SIGTERM or SIGINT."""

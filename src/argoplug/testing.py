@@ -9,8 +9,8 @@ Usage in a test::
             reply = server.execute({"hello": {"name": "x"}})
             assert reply["node"]["phase"] == "Succeeded"
 
-The pytest fixture `live_server` (a factory) is available to projects that add
-`pytest_plugins = ["argoplug.testing"]` to their conftest.py.
+With pytest, the fixture `live_server` (a factory of LiveServers stopped after the test) comes from
+`argoplug.pytest_plugin`, which pytest loads by itself once argoplug is installed.
 """
 
 from __future__ import annotations
@@ -24,17 +24,16 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from argoplug.plugin import Plugin
 from argoplug.server import EXECUTE_PATH, ServerSettings, create_app
 
-__all__ = ["LiveServer", "Sidecar", "live_server", "make_request"]
+__all__ = ["LiveServer", "Sidecar", "make_request"]
 
 
 def make_request(
@@ -221,18 +220,3 @@ class Sidecar:
         self.stop()
         if self._tmp is not None:
             self._tmp.cleanup()
-
-
-@pytest.fixture
-def live_server() -> Iterator[Any]:
-    """A factory: `live_server([plugin, ...], settings=...)` starts a LiveServer, stopped after the test."""
-    started: list[LiveServer] = []
-
-    def start(plugins: Sequence[Plugin[Any]], **kwargs: Any) -> LiveServer:
-        server = LiveServer(plugins, **kwargs).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
