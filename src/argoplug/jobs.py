@@ -61,6 +61,9 @@ class ExternalJob(Protocol):
         ...
 
 
+_LOCK_STRIPES = 64
+
+
 @dataclasses.dataclass(slots=True)
 class _Entry:
     state: JobState
@@ -91,7 +94,8 @@ class JobTracker:
         self.first_delay = first_delay
         self.max_entries = max_entries
         self._entries: collections.OrderedDict[str, _Entry] = collections.OrderedDict()
-        self._locks: dict[str, threading.Lock] = {}
+        # Calls of one key are serialised by one of a fixed set of locks: bounded, whatever the keys.
+        self._locks = tuple(threading.Lock() for _ in range(_LOCK_STRIPES))
         self._guard = threading.Lock()
 
     def run(self, key: str, job: ExternalJob, *, max_delay: float = 60.0) -> Result:
@@ -128,16 +132,11 @@ class JobTracker:
         return Result.failed(state.message, outputs=state.outputs)
 
     def _lock_for(self, key: str) -> threading.Lock:
-        with self._guard:
-            lock = self._locks.get(key)
-            if lock is None:
-                lock = self._locks[key] = threading.Lock()
-            return lock
+        return self._locks[hash(key) % _LOCK_STRIPES]
 
     def _remember(self, key: str, entry: _Entry) -> None:
         with self._guard:
             self._entries[key] = entry
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
-                old, _ = self._entries.popitem(last=False)
-                self._locks.pop(old, None)
+                self._entries.popitem(last=False)
