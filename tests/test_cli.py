@@ -1,27 +1,87 @@
-"""`argoplug serve` run as a sidecar is (a subprocess, a port, JSON logs, SIGTERM), and `argoplug call`."""
+"""`argoplug serve` run as a sidecar is (`argoplug.sidecar`: a subprocess, a port, a token file, JSON logs,
+SIGTERM), and `argoplug call`."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from argoplug.testing import Sidecar, make_request
+import argoplug.sidecar
+from argoplug.testing import Sidecar, SidecarError, make_request
 
 TESTS = Path(__file__).parent
+PYTHONPATH = f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
 
 
 @pytest.fixture
 def sidecar(tmp_path: Path) -> Iterator[Sidecar]:
-    pythonpath = f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
-    with Sidecar(["sample_plugins:greet"], env={"PYTHONPATH": pythonpath}, workdir=tmp_path) as running:
+    with Sidecar(["sample_plugins:greet"], env={"PYTHONPATH": PYTHONPATH}, workdir=tmp_path) as running:
         yield running
+
+
+def test_the_sidecar_is_started_as_argo_starts_one(sidecar: Sidecar, tmp_path: Path) -> None:
+    assert Sidecar is argoplug.sidecar.Sidecar  # one implementation, for `argoplug run` and the test kit
+    assert sidecar.token_file == tmp_path / "token"
+    token = sidecar.token_file.read_text()
+    assert token == sidecar.token and not token.endswith("\n")
+    assert stat.S_IMODE(sidecar.token_file.stat().st_mode) == 0o440
+    assert sidecar.url == f"http://127.0.0.1:{sidecar.port}"
+    assert httpx.get(f"{sidecar.url}/healthz").json()["plugins"] == ["greet"]
+    sidecar.close()
+    assert not sidecar.token_file.exists()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{sidecar.url}/healthz")
+
+
+def test_a_killed_sidecar_starts_again_on_its_port_with_its_token(sidecar: Sidecar) -> None:
+    before = (sidecar.url, sidecar.token)
+    sidecar.kill()
+    assert sidecar.process is not None and sidecar.process.returncode == -signal.SIGKILL
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{sidecar.url}/healthz")
+    sidecar.start()
+    assert (sidecar.url, sidecar.token) == before
+    assert sidecar.post(make_request({"greet": {"name": "again"}})).json()["node"]["phase"] == "Succeeded"
+
+
+def test_a_sidecar_that_exits_says_why_with_its_log(tmp_path: Path) -> None:
+    with (
+        pytest.raises(SidecarError, match="exited with code 2 before answering") as caught,
+        Sidecar(["no_such_module:plugins"], workdir=tmp_path),
+    ):
+        pass
+    assert "cannot import plugin module 'no_such_module'" in str(caught.value)
+    assert isinstance(caught.value, RuntimeError)  # what argoplug.testing.Sidecar raised before
+    assert not (tmp_path / "token").exists()
+
+
+def test_a_sidecar_that_does_not_answer_in_time_is_killed(tmp_path: Path) -> None:
+    # No server listens within a few milliseconds of its start: a zero patience always runs out.
+    sidecar = Sidecar(
+        ["sample_plugins:greet"], env={"PYTHONPATH": PYTHONPATH}, workdir=tmp_path, health_timeout=0
+    )
+    with pytest.raises(SidecarError, match=r"did not answer GET .*/healthz within 0s"), sidecar:
+        pass
+    assert sidecar.process is not None and sidecar.process.returncode == -signal.SIGKILL
+    assert not (tmp_path / "token").exists()
+
+
+def test_the_test_kit_imports_without_pytest() -> None:
+    code = (
+        "import sys; sys.modules['pytest'] = None; import argoplug.testing; print(argoplug.testing.Sidecar)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "argoplug.sidecar.Sidecar" in done.stdout
 
 
 def test_serve_answers_logs_json_without_token_and_stops_on_sigterm(sidecar: Sidecar) -> None:

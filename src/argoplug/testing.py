@@ -9,18 +9,16 @@ Usage in a test::
             reply = server.execute({"hello": {"name": "x"}})
             assert reply["node"]["phase"] == "Succeeded"
 
-With pytest, the fixture `live_server` (a factory of LiveServers stopped after the test) comes from
-`argoplug.pytest_plugin`, which pytest loads by itself once argoplug is installed.
+`Sidecar` (from `argoplug.sidecar`) runs `argoplug serve` as a real subprocess instead, as the agent pod
+runs it, for tests of restarts, signals and logs. With pytest, the fixture `live_server` (a factory of
+LiveServers stopped after the test) comes from `argoplug.pytest_plugin`, which pytest loads by itself once
+argoplug is installed.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,8 +30,9 @@ import httpx
 
 from argoplug.plugin import Plugin
 from argoplug.server import EXECUTE_PATH, ServerSettings, create_app
+from argoplug.sidecar import Sidecar, SidecarError
 
-__all__ = ["LiveServer", "Sidecar", "make_request"]
+__all__ = ["LiveServer", "Sidecar", "SidecarError", "make_request"]
 
 
 def make_request(
@@ -134,89 +133,3 @@ class LiveServer:
         assert response.status_code == 200, f"{response.status_code}: {response.text}"
         reply: dict[str, Any] = response.json()
         return reply
-
-
-class Sidecar:
-    """`argoplug serve` as a subprocess, as the agent pod runs it: a port, a token file, JSON logs.
-
-    `plugins` are installed names or `module:attr` paths (the subprocess must be able to import them:
-    pass `env={"PYTHONPATH": ...}`). `env` is merged over this process's environment; names mapped to
-    None are removed from it. `kill()` ends it with SIGKILL (a crash: nothing is cleaned up) and
-    `start()` starts it again on the same port with the same token file. Logs go to `log_path`.
-    """
-
-    def __init__(
-        self,
-        plugins: Sequence[str] = (),
-        *,
-        env: Mapping[str, str | None] | None = None,
-        workdir: str | os.PathLike[str] | None = None,
-    ) -> None:
-        self._tmp = None if workdir is not None else tempfile.TemporaryDirectory(prefix="argoplug-sidecar-")
-        self.workdir = Path(workdir if workdir is not None else self._tmp.name)  # type: ignore[union-attr]
-        self.token = secrets.token_hex(16)
-        self.token_file = self.workdir / "token"
-        self.token_file.write_text(self.token)
-        self.log_path = self.workdir / "sidecar.log"
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port: int = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {k: v for k, v in os.environ.items() if not (env and k in env and env[k] is None)}
-        self.env.update({k: v for k, v in (env or {}).items() if v is not None})
-        self.command = [sys.executable, "-m", "argoplug", "serve", "--port", str(self.port)]
-        self.command += ["--token-file", str(self.token_file), "--log-format", "json"]
-        for plugin in plugins:
-            self.command += ["--plugin", plugin]
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 15.0) -> Sidecar:
-        """Start the subprocess and wait until `/healthz` answers (the agent waits about 15 s).
-
-        Raises RuntimeError with the log's tail when it exits or does not answer in time.
-        """
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(self.command, env=self.env, stderr=log, stdout=log)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"argoplug serve did not start: {self.log_path.read_text()[-2000:]}")
-            time.sleep(0.02)
-
-    def kill(self) -> None:
-        """End the subprocess with SIGKILL, as a crash or an OOM kill would."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self, timeout: float = 10.0) -> int | None:
-        """Send SIGTERM (what Kubernetes sends) and wait; return the exit status."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self.process.returncode
-
-    def post(self, body: Any, *, token: str | None = "") -> httpx.Response:
-        """POST `body` to template.execute with the token (or `token`; None sends no header)."""
-        use = self.token if token == "" else token
-        headers = {"Authorization": f"Bearer {use}"} if use is not None else {}
-        return httpx.post(f"{self.url}{EXECUTE_PATH}", json=body, headers=headers, timeout=30.0)
-
-    def __enter__(self) -> Sidecar:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-        if self._tmp is not None:
-            self._tmp.cleanup()

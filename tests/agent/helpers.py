@@ -12,8 +12,10 @@ from typing import Any
 
 import yaml
 
+from argoplug.agent.checks import check
 from argoplug.agent.client import AgentClient, Backoff, PluginEndpoint
-from argoplug.agent.engine import Engine, WorkflowStatus, check
+from argoplug.agent.engine import Engine
+from argoplug.agent.nodes import WorkflowStatus
 from argoplug.agent.workflow import Workflow, load_documents, resolve_workflow
 
 HERE = Path(__file__).resolve().parent

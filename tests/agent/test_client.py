@@ -211,8 +211,29 @@ def test_a_terminal_phase_ignores_the_requeue(scripted):
     server = scripted([(200, {**SUCCEEDED, "requeue": "5s"}), (200, RUNNING)])
     updates, sleep = follow([server.endpoint()])
     assert [u.phase for u in updates] == ["Succeeded"]
-    assert updates[0].requeue is None
+    assert updates[0].requeue is None and updates[0].warning == ""
     assert len(server.requests) == 1 and sleep.delays == []
+
+
+@pytest.mark.parametrize("phase", ["Failed", "Error"])
+def test_a_failure_with_a_requeue_keeps_its_phase_and_warns_that_argo_would_call_again(scripted, phase):
+    server = scripted(
+        [(200, {"node": {"phase": phase, "message": "boom"}, "requeue": "30s"}), (200, RUNNING)]
+    )
+    updates, sleep = follow([server.endpoint()])
+    assert [(u.phase, u.message, u.requeue) for u in updates] == [(phase, "boom", None)]
+    assert updates[0].warning == (
+        f"plugin 'scripted' answered {phase} with requeue \"30s\": Argo's agent would call it again; "
+        "a terminal phase must not carry a requeue (CONTRACT §3)"
+    )
+    assert len(server.requests) == 1 and sleep.delays == []
+
+
+@pytest.mark.parametrize("requeue", [None, "0s"])
+def test_a_failure_without_a_positive_requeue_has_no_warning(scripted, requeue):
+    server = scripted([(200, {"node": {"phase": "Failed", "message": "boom"}, "requeue": requeue})])
+    update, _ = execute([server.endpoint()])
+    assert (update.phase, update.warning) == ("Failed", "")
 
 
 def test_running_without_requeue_is_never_called_again(scripted):

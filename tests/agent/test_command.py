@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import os
-import stat
 import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
-
-from argoplug.agent.command import SidecarError, sidecar
 
 from .helpers import HERE
 
@@ -91,25 +87,28 @@ def test_a_sidecar_that_cannot_start_exits_2_with_its_log():
     assert "cannot import plugin module 'no_such_module'" in done.stderr
 
 
-def test_the_sidecar_is_started_as_argo_starts_one(tmp_path, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
-    with sidecar(tmp_path, plugins=[PLUGINS]) as (url, token):
-        token_file = tmp_path / "token"
-        assert token_file.read_text() == token and not token.endswith("\n")
-        assert stat.S_IMODE(token_file.stat().st_mode) == 0o440
-        assert url.startswith("http://127.0.0.1:")
-        health = httpx.get(f"{url}/healthz").json()
-        assert health["plugins"] == ["echo", "environ", "fail", "poll"]
-    assert not token_file.exists()
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(f"{url}/healthz")
+def test_aws_endpoint_and_aws_sandbox_together_are_refused(tmp_path):
+    done = argoplug(
+        "run", WORKFLOW, "--plugin", PLUGINS, "--aws-sandbox", tmp_path / "sandbox.yaml",
+        "--aws-endpoint", "http://localhost:4566",
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--aws-endpoint and --aws-sandbox cannot be used together" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
 
 
-def test_a_sidecar_that_does_not_answer_in_time_is_stopped(tmp_path):
-    # No server listens within a few milliseconds of its start: a zero patience always runs out.
-    with (
-        pytest.raises(SidecarError, match=r"did not answer GET .*/healthz within 0s"),
-        sidecar(tmp_path, plugins=[PLUGINS], health_timeout=0),
-    ):
-        pass
-    assert not (tmp_path / "token").exists()
+def test_a_warning_of_check_is_printed_before_the_run(tmp_path):
+    path = tmp_path / "retries.yaml"
+    path.write_text(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: retries}\n"
+        "spec:\n  entrypoint: main\n  templates:\n"
+        "    - name: main\n      outputs: {parameters: [{name: key}]}\n"
+        "      plugin: {echo: {key: 'k-{{retries}}'}}\n"
+    )
+    done = argoplug("run", path, "--plugin", PLUGINS)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (
+        f"argoplug run: warning: {path}, document 1 (Workflow retries): templates.main: {{{{retries}}}} is "
+        "set only in a template with a retryStrategy" in done.stderr
+    )
+    assert "key:             k-{{retries}}" in done.stdout  # sent as written, as Argo does

@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 
 from argoplug import Plugin, Result, Task
+from argoplug.agent.checks import check
 from argoplug.agent.client import PluginEndpoint
-from argoplug.agent.engine import DEADLINE_MESSAGE, Node, NodePhase, NodeType, WorkflowStatus, check, node_id
+from argoplug.agent.engine import DEADLINE_MESSAGE
+from argoplug.agent.nodes import Node, NodePhase, NodeType, WorkflowStatus, node_id
 from argoplug.agent.report import render_report
-from argoplug.agent.workflow import WorkflowError, load_documents, resolve_workflow
+from argoplug.agent.workflow import load_documents, resolve_workflow
 
 from .agent_test_plugins import echo, poll
 from .helpers import EXAMPLES, FakeSleep, run_engine, workflow_from
@@ -280,7 +282,8 @@ def test_the_request_is_the_substituted_template(scripted, tmp_path):
     assert body["workflow"] == {"metadata": {"name": "wf", "namespace": "argo", "uid": workflow.uid}}
     template = body["template"]
     assert template["plugin"]["scripted"] == {
-        "id": f"wf/wf[0].call/0/{workflow.uid}",
+        # Without a retryStrategy Argo sets no `retries` and leaves the tag as written (check warns).
+        "id": f"wf/wf[0].call/{{{{retries}}}}/{workflow.uid}",
         "sum": "1+2",
         "untouched": "{{something.else}}",
     }
@@ -373,6 +376,35 @@ def test_the_deadline_fails_a_hanging_node_and_the_workflow(scripted, tmp_path):
     for name in ("wf", "wf[0]", "wf[0].hang"):
         assert (nodes[name].phase, nodes[name].message) == (NodePhase.FAILED, DEADLINE_MESSAGE)
     assert (status.phase, status.message) == (NodePhase.FAILED, DEADLINE_MESSAGE)
+    # The report still says why the node never finished.
+    assert nodes["wf[0].hang"].hangs and not nodes["wf[0]"].hangs
+    assert (
+        f"{DEADLINE_MESSAGE} (no requeue: Argo's agent never calls again; the workflow's "
+        "activeDeadlineSeconds ends it)" in render_report(status).plain
+    )
+
+
+@pytest.mark.parametrize("phase", ["Failed", "Error"])
+def test_a_failure_sent_with_a_requeue_is_kept_and_the_report_warns(scripted, tmp_path, phase):
+    server = scripted([(200, {"node": {"phase": phase, "message": "boom"}, "requeue": "30s"})])
+    workflow = workflow_from(
+        HEAD
+        + "  entrypoint: main\n  templates:\n"
+        + "    - name: main\n      steps: [[{name: call, template: call}]]\n"
+        + "    - name: call\n      plugin: {scripted: {}}\n",
+        tmp_path=tmp_path,
+    )
+    status = run_engine(workflow, [server.endpoint()])
+    node = by_name(status)["wf[0].call"]
+    assert (node.phase, node.message) == (NodePhase(phase), "boom")
+    assert len(server.requests) == 1
+    warning = (
+        f"plugin 'scripted' answered {phase} with requeue \"30s\": Argo's agent would call it again; a "
+        "terminal phase must not carry a requeue (CONTRACT §3)"
+    )
+    assert node.warning == warning
+    row = next(line for line in render_report(status).plain.splitlines() if "call" in line and "boom" in line)
+    assert row.endswith(f"boom [warning: {warning}]")
 
 
 def test_nested_templates_pass_outputs_up(live, tmp_path):
@@ -404,139 +436,6 @@ def test_nested_templates_pass_outputs_up(live, tmp_path):
 def test_node_ids_are_argos():
     assert node_id("wf", "wf") == "wf"
     assert node_id("wf", "a") == "wf-3826002220"  # FNV-1a 32 of "a" is 0xe40c292c
-
-
-CHECKED = HEAD + "  entrypoint: main\n  templates:\n"
-
-
-@pytest.mark.parametrize(
-    ("templates", "expected"),
-    [
-        (
-            "    - name: main\n      plugin: {echo: {x: '{{workflow.parameters.nope}}'}}\n",
-            "templates.main: failed to resolve {{workflow.parameters.nope}}",
-        ),
-        (
-            "    - name: main\n      steps: [[{name: a, template: p}], [{name: b, template: p,"
-            " arguments: {parameters: [{name: x, value: '{{steps.a.outputs.parameters.undeclared}}'}]}}]]\n"
-            "    - name: p\n      plugin: {echo: {}}\n",
-            "templates.main.steps[1].b: failed to resolve {{steps.a.outputs.parameters.undeclared}}",
-        ),
-        (
-            "    - name: main\n      steps: [[{name: a, template: p}, {name: b, template: p,"
-            " arguments: {parameters: [{name: x, value: '{{steps.a.outputs.result}}'}]}}]]\n"
-            "    - name: p\n      plugin: {echo: {}}\n",
-            "templates.main.steps[0].b: failed to resolve {{steps.a.outputs.result}}",
-        ),
-        (
-            "    - name: main\n      dag: {tasks: [{name: a, template: p}, {name: b, template: p,"
-            " arguments: {parameters: [{name: x, value: '{{tasks.a.outputs.result}}'}]}}]}\n"
-            "    - name: p\n      plugin: {echo: {}}\n",
-            "templates.main.tasks.b: failed to resolve {{tasks.a.outputs.result}}",
-        ),
-        (
-            "    - name: main\n      steps: [[{name: a, template: nope}]]\n",
-            "templates.main.steps[0].a: template name 'nope' undefined",
-        ),
-        (
-            "    - name: main\n      dag: {tasks: [{name: a, template: p, dependencies: [b]},"
-            " {name: b, template: p, dependencies: [a]}]}\n"
-            "    - name: p\n      plugin: {echo: {}}\n",
-            "templates.main.tasks dependency cycle detected: a->b->a",
-        ),
-        (
-            "    - name: main\n      dag: {tasks: [{name: a, template: p, dependencies: [zz]}]}\n"
-            "    - name: p\n      plugin: {echo: {}}\n",
-            "templates.main.tasks.a dependency 'zz' not defined",
-        ),
-        (
-            "    - name: main\n      plugin: {a: {}, b: {}}\n",
-            "templates.main.plugin must have exactly one key",
-        ),
-        ("    - name: main\n      inputs: {}\n", "templates.main template type unspecified"),
-    ],
-)
-def test_check_refuses_what_argo_validation_refuses(tmp_path, templates, expected):
-    with pytest.raises(WorkflowError) as caught:
-        workflow_from(CHECKED + templates, tmp_path=tmp_path)
-    assert expected in str(caught.value)
-
-
-@pytest.mark.parametrize(
-    ("templates", "expected"),
-    [
-        (
-            "    - name: main\n      steps: [[{name: a, template: p, when: '1 == 1'}]]\n",
-            "templates.main.steps[0].a: `when`",
-        ),
-        (
-            "    - name: main\n      steps: [[{name: a, template: p, withItems: [1, 2]}]]\n",
-            "templates.main.steps[0].a: `withItems`",
-        ),
-        (
-            "    - name: main\n      steps: [[{name: a, template: p, withParam: '[1]'}]]\n",
-            "templates.main.steps[0].a: `withParam`",
-        ),
-        (
-            "    - name: main\n      dag: {tasks: [{name: a, template: p, depends: 'b'},"
-            " {name: b, template: p}]}\n",
-            "templates.main.tasks.a: `depends`",
-        ),
-        (
-            "    - name: main\n      retryStrategy: {limit: 2}\n      plugin: {echo: {}}\n",
-            "templates.main: `retryStrategy`",
-        ),
-        (
-            "    - name: main\n      steps: [[{name: a, template: p, onExit: p}]]\n",
-            "templates.main.steps[0].a: `onExit`",
-        ),
-        (
-            "    - name: main\n      steps: [[{name: a, templateRef: {name: x, template: y}}]]\n",
-            "templates.main.steps[0].a: `templateRef`",
-        ),
-        (
-            "    - name: main\n      plugin: {echo: {x: '{{=inputs.parameters.a}}'}}\n",
-            "templates.main: expression tag {{=inputs.parameters.a}}",
-        ),
-    ],
-)
-def test_check_names_unsupported_constructs_and_their_template(tmp_path, templates, expected):
-    with pytest.raises(WorkflowError) as caught:
-        workflow_from(CHECKED + templates + "    - name: p\n      plugin: {echo: {}}\n", tmp_path=tmp_path)
-    assert expected in str(caught.value)
-    assert "not supported by argoplug's local agent yet" in str(caught.value)
-
-
-def test_a_workflow_level_on_exit_is_refused(tmp_path):
-    with pytest.raises(WorkflowError, match=r"spec: `onExit` is not supported"):
-        workflow_from(
-            HEAD
-            + "  entrypoint: main\n  onExit: main\n  templates:\n"
-            + "    - name: main\n      plugin: {echo: {}}\n",
-            tmp_path=tmp_path,
-        )
-
-
-def test_an_unresolved_output_reference_says_what_to_fix(tmp_path):
-    with pytest.raises(WorkflowError) as caught:
-        workflow_from(
-            CHECKED + "    - name: main\n      dag: {tasks: [{name: a, template: p}, {name: b, template: p,"
-            " arguments: {parameters: [{name: x, value: '{{tasks.a.outputs.parameters.y}}'}]}},"
-            " {name: c, template: p, dependencies: [a],"
-            " arguments: {parameters: [{name: x, value: '{{tasks.a.outputs.parameters.y}}'}]}}]}\n"
-            "    - name: p\n      plugin: {echo: {}}\n",
-            tmp_path=tmp_path,
-        )
-    message = str(caught.value)
-    assert (
-        "templates.main.tasks.b: failed to resolve {{tasks.a.outputs.parameters.y}} (task `a` is not a"
-        in message
-    )
-    assert (
-        "templates.main.tasks.c: failed to resolve {{tasks.a.outputs.parameters.y}} (the template `a` calls"
-        in message
-    )
-    assert "declares no output parameter `y`" in message
 
 
 QUIET = """\

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from argoplug.agent.engine import Node, NodePhase, NodeType, WorkflowStatus, node_id
+from argoplug.agent.nodes import Node, NodePhase, NodeType, WorkflowStatus, node_id
 from argoplug.agent.report import Progress, render_report, render_tree
 from argoplug.protocol import Outputs, Parameter
 
@@ -150,6 +150,16 @@ def test_a_hanging_node_says_why():
     node = next(n for n in status.nodes.values() if n.name == "wf[1].c.x")
     node.phase, node.hangs, node.message = NodePhase.RUNNING, True, "started"
     assert "started (no requeue: Argo's agent never calls again" in render_tree(status, now=T0).plain
+
+
+def test_a_plugin_warning_follows_the_message_in_the_tree_and_the_progress_line():
+    status = sample()
+    node = next(n for n in status.nodes.values() if n.name == "wf[0].b")
+    node.warning = "plugin 'say' answered Failed with requeue \"30s\": Argo's agent would call it again"
+    assert f"it broke [warning: {node.warning}]" in render_tree(status, now=T0).plain
+    out = io.StringIO()
+    Progress(Console(file=out, force_terminal=False, width=200)).on_change(node)
+    assert out.getvalue().rstrip().endswith(f"wf[0].b Failed: it broke [warning: {node.warning}]")
 
 
 def test_progress_prints_one_line_per_phase_change_off_a_terminal():

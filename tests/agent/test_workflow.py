@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from argoplug.agent.schema import go_scalar_string
 from argoplug.agent.workflow import (
     WorkflowError,
     generate_name,
-    go_scalar_string,
     load_documents,
     parse_parameters,
     resolve_workflow,

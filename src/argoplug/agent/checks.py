@@ -1,7 +1,8 @@
 """What the local agent runs: template kinds, and `check`, the refusal before a run of what it cannot run.
 
 `check` refuses what Argo's validation refuses (`workflow/validate/validate.go`) and what the engine cannot
-run as Argo would yet. `argoplug run` calls it after loading the workflow; the engine asks `template_kind`.
+run as Argo would yet, and warns of what Argo runs but likely not as meant. `argoplug run` calls it after
+loading the workflow; the engine asks `template_kind`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from argoplug.agent.dag import ancestors, cycle
 from argoplug.agent.substitution import global_values, tags, unresolved
 from argoplug.agent.workflow import Workflow, WorkflowError
 
-__all__ = ["RUNNABLE_KINDS", "check", "template_kind"]
+__all__ = ["RETRIES", "RUNNABLE_KINDS", "check", "template_kind"]
+
+RETRIES = "retries"  # `common.LocalVarRetries`: the attempt number, in templates with a retryStrategy
 
 # The kinds the local agent runs; a node of any other kind ends as Error, naming it.
 RUNNABLE_KINDS = ("plugin", "steps", "dag")
@@ -84,7 +87,7 @@ def _result_keys(prefix: str, template: Mapping[str, Any]) -> set[str]:
     return keys
 
 
-def check(workflow: Workflow) -> None:
+def check(workflow: Workflow) -> list[str]:
     """Refuse, before anything runs, a workflow Argo would refuse or this engine cannot run as Argo would.
 
     Walks the templates reachable from the entrypoint: template kinds, step and task names, references
@@ -92,13 +95,15 @@ def check(workflow: Workflow) -> None:
     must resolve (`workflow/validate/validate.go`). A step's or task's outputs are in scope only as its
     template declares them. Constructs not supported yet (`when`, `depends`, loops, `retryStrategy`,
     `onExit`, artifacts, expressions, ...) are named with their template. Raises WorkflowError listing
-    every problem.
+    every problem. Returns warnings: what Argo runs but most likely not as the author meant (a
+    `{{retries}}` without `retryStrategy`, which Argo sends as written), each naming its template.
     """
     checker = _Checker(workflow)
     checker.run()
     if checker.problems:
         listed = "\n  ".join(dict.fromkeys(checker.problems))
         raise WorkflowError(f"{workflow.origin} cannot run:\n  {listed}")
+    return list(dict.fromkeys(checker.warnings))
 
 
 class _Checker:
@@ -106,6 +111,7 @@ class _Checker:
         self.workflow = workflow
         self.globals = set(global_values(workflow))
         self.problems: list[str] = []
+        self.warnings: list[str] = []
         self._seen: set[str] = set()
 
     def run(self) -> None:
@@ -146,6 +152,7 @@ class _Checker:
         if kind not in RUNNABLE_KINDS:
             return  # its node ends as Error at run time, as the issue asks; nothing inside it runs
         self._expressions(where, template)
+        self._retries(where, template)
         if kind == "plugin":
             plugin = template["plugin"]
             if not isinstance(plugin, dict) or len(plugin) != 1:
@@ -162,6 +169,16 @@ class _Checker:
                 self.problems.append(
                     f"{where}: expression tag {{{{{tag}}}}} is not supported by argoplug's local agent yet"
                 )
+
+    def _retries(self, where: str, template: Mapping[str, Any]) -> None:
+        # `retries` is a local variable only of a template with a retryStrategy (operator.go, validate.go).
+        # Elsewhere Argo neither resolves nor refuses it (its validation checks only the prefixes `inputs.`,
+        # `steps.`, ...): the text `{{retries}}` is passed on as written.
+        if template.get("retryStrategy") is None and RETRIES in tags(template):
+            self.warnings.append(
+                f"{where}: {{{{{RETRIES}}}}} is set only in a template with a retryStrategy; without one "
+                f"Argo leaves it unresolved, and the text {{{{{RETRIES}}}}} is passed on as written"
+            )
 
     def _resolve(self, where: str, value: Any, scope: set[str]) -> None:
         for tag in unresolved(value, scope):

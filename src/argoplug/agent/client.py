@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from argoplug.agent.workflow import go_scalar_string
+from argoplug.agent.schema import go_scalar_string
 from argoplug.protocol import Outputs, Parameter, parse_duration
 
 __all__ = ["DEFAULT_WORKERS", "AgentClient", "Backoff", "NodeUpdate", "PluginEndpoint"]
@@ -58,14 +58,16 @@ class NodeUpdate:
     """What one round of calls records for a node (`wfv1.NodeResult` plus the requeue).
 
     `phase` is the plugin's string as sent ("" means nothing is recorded); `outputs` replace the node's
-    outputs wholesale (None clears them). `requeue` is in seconds, or None when the agent will not call
-    again: a `Succeeded` node, no requeue, or a zero/negative one.
+    outputs wholesale (None clears them). `requeue` is in seconds, or None when there is no next call: a
+    terminal phase, no requeue, or a zero/negative one. `warning` says what the plugin did wrong that
+    Argo would not show, e.g. a requeue with `Failed`, after which Argo's agent would call it again.
     """
 
     phase: str
     message: str = ""
     outputs: Outputs | None = None
     requeue: float | None = None
+    warning: str = ""
 
     @property
     def terminal(self) -> bool:
@@ -150,7 +152,9 @@ class AgentClient:
         Each plugin is asked in turn (skipping those marked unsupported): `{}` or `null` → the next one;
         the first reply with a `node` wins. A fatal status (any 4xx/5xx but 404 and 503) or an undecodable
         reply fails the node, and later plugins are not asked. With no taker the node fails with
-        `no plugin executed the template`. Never raises for plugin trouble.
+        `no plugin executed the template`. A `Failed`/`Error` that comes with a requeue is kept, as the
+        user would see it first, with a `warning`: Argo's agent would call the plugin again (CONTRACT §3).
+        Never raises for plugin trouble.
         """
         body = msgspec.json.encode(request)
         async with self._semaphore:
@@ -164,17 +168,26 @@ class AgentClient:
                 if reply is None or reply.node is None:
                     continue
                 node = reply.node
-                requeue = None if node.phase == "Succeeded" else reply.requeue
-                return NodeUpdate(node.phase, node.message, _outputs(node.outputs), requeue)
+                outputs = _outputs(node.outputs)
+                if node.phase not in TERMINAL_PHASES:
+                    return NodeUpdate(node.phase, node.message, outputs, reply.requeue)
+                warning = ""
+                if node.phase != "Succeeded" and reply.requeue is not None:
+                    warning = (
+                        f"plugin {_plugin_key(request)!r} answered {node.phase} with requeue "
+                        f'"{reply.requeue_text}": Argo\'s agent would call it again; a terminal phase must '
+                        "not carry a requeue (CONTRACT §3)"
+                    )
+                return NodeUpdate(node.phase, node.message, outputs, warning=warning)
         return NodeUpdate("Failed", "no plugin executed the template")
 
     async def follow(self, request: Mapping[str, Any], on_update: Callable[[NodeUpdate], None]) -> NodeUpdate:
         """Call until the node is done, as the agent's task worker does, reporting every round to `on_update`.
 
         A Pending/Running node with a requeue is called again with the same request after that delay; a
-        terminal phase ends it (a requeue then is ignored); without a requeue the agent never calls again,
-        so this waits forever, as the node hangs in Argo until the workflow's deadline ends it (cancel the
-        task). Returns the terminal update.
+        terminal phase ends it; without a requeue the agent never calls again, so this waits forever, as the
+        node hangs in Argo until the workflow's deadline ends it (cancel the task). Returns the terminal
+        update.
         """
         while True:
             update = await self.execute(request)
@@ -228,7 +241,8 @@ class AgentClient:
 @dataclasses.dataclass(frozen=True)
 class _ReplyDecoded:
     node: _ReplyNode | None
-    requeue: float | None
+    requeue: float | None  # seconds; None when absent, zero or negative
+    requeue_text: str = ""  # as the plugin sent it
 
 
 def _decode(content: bytes) -> _ReplyDecoded | None:
@@ -253,7 +267,7 @@ def _decode(content: bytes) -> _ReplyDecoded | None:
         seconds = parse_duration(requeue)
     except ValueError:
         raise _CallError(f'time: invalid duration "{requeue}"') from None
-    return _ReplyDecoded(reply.node, seconds if seconds > 0 else None)
+    return _ReplyDecoded(reply.node, seconds if seconds > 0 else None, requeue)
 
 
 def _outputs(outputs: _ReplyOutputs | None) -> Outputs | None:
@@ -282,6 +296,12 @@ def _outputs(outputs: _ReplyOutputs | None) -> Outputs | None:
         result=outputs.result,
         exitCode=outputs.exitCode,
     )
+
+
+def _plugin_key(request: Mapping[str, Any]) -> str:
+    """The plugin key of the request's template (the one key of its `plugin` block), for messages."""
+    plugin = (request.get("template") or {}).get("plugin")
+    return str(next(iter(plugin), "")) if isinstance(plugin, Mapping) else ""
 
 
 def _json_kind(value: Any) -> str:

@@ -13,10 +13,10 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
-from argoplug.agent.checks import RUNNABLE_KINDS, check, template_kind
+from argoplug.agent.checks import RUNNABLE_KINDS, template_kind
 from argoplug.agent.client import NodeUpdate
 from argoplug.agent.dag import SATISFIED, ancestors, assess_dag
-from argoplug.agent.nodes import Node, NodePhase, NodeType, StatusRecorder, WorkflowStatus, node_id
+from argoplug.agent.nodes import Node, NodePhase, NodeType, StatusRecorder, WorkflowStatus
 from argoplug.agent.substitution import (
     SetupError,
     global_values,
@@ -28,20 +28,7 @@ from argoplug.agent.substitution import (
 )
 from argoplug.agent.workflow import Workflow
 
-__all__ = [
-    "DEADLINE_MESSAGE",
-    "Engine",
-    "Node",
-    "NodePhase",
-    "NodeType",
-    "TemplateExecutor",
-    "WorkflowStatus",
-    "check",
-    "global_values",
-    "node_id",
-    "substitute",
-    "template_kind",
-]
+__all__ = ["DEADLINE_MESSAGE", "MAX_DEPTH", "Engine", "TemplateExecutor"]
 
 DEADLINE_MESSAGE = "Step exceeded its deadline"  # workflow/controller/exec_control.go
 MAX_DEPTH = 100  # the controller's maximum recursion depth of templates

@@ -59,8 +59,10 @@ class Node:
     """One node of the workflow's status (`wfv1.NodeStatus`), updated in place while the workflow runs.
 
     `name` is Argo's node name (`wf[0].step`, `wf.task`), `id` its hash (see `node_id`), `boundary_id` the
-    Steps/DAG node it runs in. Times are `time.time()` seconds. `hangs` is set while the plugin left the
-    node Pending/Running without a requeue: Argo's agent will not call again.
+    Steps/DAG node it runs in. Times are `time.time()` seconds. `hangs` is set once the plugin left the
+    node Pending/Running without a requeue (Argo's agent will not call again), and stays set when the run
+    is stopped, to say why the node never finished. `warning` is what the plugin did wrong that the phase
+    does not show (a terminal phase sent with a requeue).
     """
 
     id: str
@@ -77,6 +79,7 @@ class Node:
     inputs: dict[str, str] = dataclasses.field(default_factory=dict)
     children: list[str] = dataclasses.field(default_factory=list)
     hangs: bool = False
+    warning: str = ""
 
 
 @dataclasses.dataclass(eq=False)
@@ -140,11 +143,14 @@ class StatusRecorder:
             self._changed(root)
 
     def stop(self, message: str) -> None:
-        """Fail every unfinished node and the workflow with `message` (`failNodesWithoutCreatedPods...`)."""
+        """Fail every unfinished node and the workflow with `message` (`failNodesWithoutCreatedPods...`).
+
+        A node that hung keeps `hangs`: the report then says why it never finished.
+        """
         now = self._clock()
         for node in self.status.nodes.values():
             if not node.phase.fulfilled:
-                node.phase, node.message, node.finished_at, node.hangs = NodePhase.FAILED, message, now, False
+                node.phase, node.message, node.finished_at = NodePhase.FAILED, message, now
                 self._changed(node)
         self.end(NodePhase.FAILED, message)
 
@@ -186,6 +192,8 @@ class StatusRecorder:
             node.message = update.message
         node.phase, node.outputs = phase, update.outputs
         node.hangs = not phase.fulfilled and update.requeue is None
+        if update.warning:
+            node.warning = update.warning
         if phase.fulfilled:
             node.finished_at = self._clock()
         self._changed(node)

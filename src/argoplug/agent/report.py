@@ -119,11 +119,13 @@ def _row(node: Node, prefix: str, now: float) -> list[Text]:
 
 
 def _message(node: Node) -> str:
-    """The node's message on one line, with why it hangs when it does."""
-    message = " ".join(node.message.split())
+    """The node's message on one line, with why it hangs when it does and the plugin's misstep if any."""
+    notes = [" ".join(node.message.split())]
     if node.hangs:
-        return f"{message} ({_HANGS})" if message else _HANGS
-    return message
+        notes.append(f"({_HANGS})" if notes[0] else _HANGS)
+    if node.warning:
+        notes.append(f"[warning: {node.warning}]")
+    return " ".join(note for note in notes if note)
 
 
 def _tabulate(rows: Sequence[Sequence[Text]]) -> Text:

@@ -135,7 +135,9 @@ def process_args(
     """Set `node`'s inputs from `arguments` and substitute `template` (`workflow/common`, `ProcessArgs`).
 
     Returns the substituted template (with `inputs`, `outputs`, `metadata` present) and its scope:
-    `workflow_values`, the inputs, `node.name` and `retries`. Raises SetupError for an input without value.
+    `workflow_values`, the inputs and `node.name`. `retries` is not in it: Argo sets it only for a template
+    with a retryStrategy (not supported yet), and otherwise leaves `{{retries}}` as written, as here.
+    Raises SetupError for an input without value.
     """
     processed = copy.deepcopy(dict(template))
     supplied = {a.get("name"): a for a in arguments}
@@ -150,7 +152,6 @@ def process_args(
             raise SetupError(f"inputs.parameters.{name} was not supplied")
         param["value"] = node.inputs[name] = values[f"inputs.parameters.{name}"] = str(value)
     values["node.name"] = node.name
-    values["retries"] = "0"  # no retryStrategy yet: every call is the first attempt
     processed = substitute(processed, values)
     for key in ("inputs", "outputs", "metadata"):
         processed.setdefault(key, {})

@@ -1,29 +1,23 @@
 """Loading Workflow YAML: parse, validate against Argo's JSON schema, resolve `workflowTemplateRef`.
 
 `argoplug run` calls `load_documents` then `resolve_workflow`; the result, a `Workflow`, is what the engine
-runs. What `argo submit` checks of the documents themselves is here too: the schema (with Go's leniency
-for `AnyString` and `IntOrString`), unknown fields (`argo submit --strict`, the default) and the workflow's
-arguments (`workflow/validate/validate.go`). The templates are checked by `argoplug.agent.checks.check`.
+runs. What `argo submit` checks of the documents themselves is here too: the schema (`schema`), and the
+workflow's arguments (`workflow/validate/validate.go`). The templates are checked by `checks.check`.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import decimal
-import functools
-import importlib.resources
-import json
 import secrets
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
-if TYPE_CHECKING:
-    from jsonschema.protocols import Validator
+from argoplug.agent.schema import describe_value, schema_problems
 
 __all__ = [
     "KINDS",
@@ -31,7 +25,6 @@ __all__ = [
     "Workflow",
     "WorkflowError",
     "generate_name",
-    "go_scalar_string",
     "load_documents",
     "parse_parameters",
     "resolve_workflow",
@@ -39,7 +32,6 @@ __all__ = [
 
 KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate")
 DEFAULT_NAMESPACE = "argo"
-_SCHEMA_PREFIX = "io.argoproj.workflow.v1alpha1."
 _MAX_PROBLEMS = 12
 # Kubernetes' `utilrand.String` alphabet (k8s.io/apimachinery/pkg/util/rand): no vowels, no 0/1/3.
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -134,7 +126,9 @@ def load_documents(paths: Iterable[str | Path]) -> list[Document]:
 def _document(path: str, index: int, body: Any) -> Document:
     where = f"{path}, document {index}"
     if not isinstance(body, dict):
-        raise WorkflowError(f"{where}: expected a Workflow or WorkflowTemplate object, got {_show(body)}")
+        raise WorkflowError(
+            f"{where}: expected a Workflow or WorkflowTemplate object, got {describe_value(body)}"
+        )
     kind = body.get("kind")
     if kind not in KINDS:
         raise WorkflowError(
@@ -149,143 +143,15 @@ def _document(path: str, index: int, body: Any) -> Document:
 
 
 def _validate(document: Document) -> None:
-    validator = _validator(document.kind)
-    errors = list(validator.iter_errors(document.body))
-    if _coerce_any_strings(document.body, errors):
-        errors = list(validator.iter_errors(document.body))
-    if not errors:
+    problems = schema_problems(document.kind, document.body)
+    if not problems:
         return
-    problems = sorted({_problem(document.body, error) for error in errors})
     shown = problems[:_MAX_PROBLEMS]
     if len(problems) > len(shown):
         shown.append(f"... and {len(problems) - len(shown)} more")
     raise WorkflowError(
         f"{document.origin} does not match Argo's schema for {document.kind}:\n  " + "\n  ".join(shown)
     )
-
-
-@functools.cache
-def _schema() -> dict[str, Any]:
-    """Argo's JSON schema (600 KB), loaded once, on first use, with Go's leniency for IntOrString."""
-    text = importlib.resources.files("argoplug").joinpath("data/workflow-jsonschema.json").read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    definitions = schema["definitions"]
-    # The published schema types IntOrString as a string; Go's intstr.IntOrString takes both (`limit: 3`).
-    definitions["io.k8s.apimachinery.pkg.util.intstr.IntOrString"] = {"type": ["integer", "string"]}
-    # `argo submit --strict` (the default) decodes strictly: a misspelt field is an error, not ignored.
-    for definition in definitions.values():
-        if "properties" in definition and "additionalProperties" not in definition:
-            definition["additionalProperties"] = False
-    return schema
-
-
-@functools.cache
-def _validator(kind: str) -> Validator:
-    import jsonschema
-
-    schema = _schema()
-    root = {
-        "$schema": schema["$schema"],
-        "$ref": f"#/definitions/{_SCHEMA_PREFIX}{kind}",
-        "definitions": schema["definitions"],
-    }
-    return jsonschema.Draft202012Validator(root)
-
-
-def _coerce_any_strings(body: dict[str, Any], errors: Sequence[Any]) -> bool:
-    """Turn the numbers and booleans the schema refused in parameter `value`/`default` into strings.
-
-    Argo's schema says string, but its Go type (`AnyString`) takes JSON numbers and booleans. Only those
-    positions change: a plugin block keeps its numbers (its schema is a free object and never refuses).
-    """
-    changed = False
-    for error in errors:
-        path = list(error.absolute_path)
-        instance = error.instance
-        if (
-            error.validator == "type"
-            and len(path) >= 3
-            and path[-1] in ("value", "default")
-            and path[-3] == "parameters"
-            and isinstance(instance, (bool, int, float))
-        ):
-            parent: Any = body
-            for key in path[:-1]:
-                parent = parent[key]
-            parent[path[-1]] = go_scalar_string(instance)
-            changed = True
-    return changed
-
-
-def go_scalar_string(value: bool | int | float) -> str:
-    """Render a JSON scalar as Argo's `AnyString` does: booleans as `true`/`false`, numbers via float64.
-
-    Go decodes the number into a float64 and prints it with `strconv.FormatFloat(v, 'f', -1, 64)`:
-    `100000000002` → "100000000002", `1.5` → "1.5", `1e20` → "100000000000000000000".
-    """
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    number = float(value)
-    if number != number or number in (float("inf"), float("-inf")):
-        return str(number)
-    return format(decimal.Decimal(repr(number)).normalize(), "f")
-
-
-def _problem(body: dict[str, Any], error: Any) -> str:
-    path = error.json_path
-    where = path + _template_hint(body, list(error.absolute_path))
-    if error.validator == "additionalProperties":
-        known = set(error.schema.get("properties", {}))
-        extra = sorted(k for k in error.instance if k not in known)
-        fields = ", ".join(f"`{k}`" for k in extra)
-        return f"{where}: unknown field {fields} (expected one of: {', '.join(sorted(known))})"
-    if error.validator == "required":
-        missing = [k for k in error.validator_value if k not in error.instance]
-        return f"{where}: missing required field " + ", ".join(f"`{k}`" for k in missing)
-    if error.validator == "type":
-        return f"{where}: expected {_type_name(error.validator_value)}, got {_show(error.instance)}"
-    if error.validator == "const":
-        return f"{where}: expected {error.validator_value!r}, got {_show(error.instance)}"
-    if error.validator == "enum":
-        choices = ", ".join(repr(c) for c in error.validator_value)
-        return f"{where}: expected one of {choices}, got {_show(error.instance)}"
-    return f"{where}: {error.message}"
-
-
-def _template_hint(body: dict[str, Any], path: list[Any]) -> str:
-    if len(path) >= 3 and path[0] == "spec" and path[1] == "templates" and isinstance(path[2], int):
-        templates = body.get("spec", {}).get("templates")
-        if isinstance(templates, list) and path[2] < len(templates) and isinstance(templates[path[2]], dict):
-            name = templates[path[2]].get("name")
-            if name:
-                return f" (template `{name}`)"
-    return ""
-
-
-_TYPE_NAMES = {
-    "string": "a string",
-    "integer": "an integer",
-    "number": "a number",
-    "boolean": "a boolean",
-    "object": "an object (a mapping)",
-    "array": "a list",
-    "null": "null",
-}
-
-
-def _type_name(expected: Any) -> str:
-    if isinstance(expected, list):
-        return " or ".join(_TYPE_NAMES.get(str(t), str(t)) for t in expected)
-    return _TYPE_NAMES.get(expected, str(expected))
-
-
-def _show(value: Any, limit: int = 60) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    text = json.dumps(value) if isinstance(value, (bool, int, float, type(None))) else repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def parse_parameters(pairs: Iterable[str]) -> dict[str, str]:
