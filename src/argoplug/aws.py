@@ -24,8 +24,10 @@ __all__ = [
     "CREDENTIALS_HELP",
     "MAX_ATTEMPTS",
     "READ_TIMEOUT",
+    "REQUEST_SECONDS",
     "RETRY_DELAY",
     "AwsSetupError",
+    "account_id",
     "caller_account",
     "clear_cache",
     "client",
@@ -34,12 +36,16 @@ __all__ = [
     "translated_errors",
 ]
 
-# botocore retries inside one call; the agent requeues anyway, so one retry is enough. With 3 s to
-# connect and 10 s to read, two attempts stay inside the server's 20 s handler deadline and the
-# agent's 30 s call timeout.
-MAX_ATTEMPTS = 2
-CONNECT_TIMEOUT = 3.0
-READ_TIMEOUT = 10.0
+# One AWS request, at its worst: MAX_ATTEMPTS × (CONNECT_TIMEOUT + READ_TIMEOUT) = 1 × (2 s + 4 s) = 6 s
+# (`REQUEST_SECONDS`). No retry inside a request: a throttled, failed or timed-out request is a
+# TemporaryError, and the agent's requeue (`RETRY_DELAY` later) is the retry. botocore's own retry would
+# double that time and add its backoff (up to 1 s, 5 s more when AWS sends x-amz-retry-after), and a
+# handler call makes several requests: `argoplug.plugins.sagemaker.executions.CALL_SECONDS` budgets them
+# (at most 15 s a call) inside the server's 20 s handler deadline and the agent's 30 s call timeout.
+MAX_ATTEMPTS = 1
+CONNECT_TIMEOUT = 2.0
+READ_TIMEOUT = 4.0
+REQUEST_SECONDS = MAX_ATTEMPTS * (CONNECT_TIMEOUT + READ_TIMEOUT)
 # Requeue (seconds) after throttling, a 5xx or a lost connection.
 RETRY_DELAY = 15.0
 # Assumed-role credentials are renewed when they have less than this left (seconds).
@@ -125,6 +131,7 @@ class _Session:
 _CacheKey = tuple[str | None, str | None, str | None, str | None]
 _sessions: dict[_CacheKey, _Session] = {}
 _lock = threading.Lock()
+_create_lock = threading.RLock()
 
 
 def client(
@@ -155,6 +162,18 @@ def client(
             # boto3 sessions are not thread-safe, so clients are created under the lock; clients are.
             found = entry.clients[key] = entry.session.client(service, config=_config(max_attempts))
         return found
+
+
+def account_id(value: str | int) -> str:
+    """Return an AWS account id as its text: a number is padded to 12 digits, text is stripped.
+
+    YAML (and so a plugin block or a sandbox file) reads an unquoted account id as a number, which drops
+    its leading zeros: 12345678901 is account 012345678901. The result is not checked: compare it with
+    `^\\d{12}$` to refuse what is not an account id.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return f"{value:012d}"
+    return str(value).strip()
 
 
 def caller_account(
@@ -280,20 +299,33 @@ def _config(max_attempts: int) -> Any:
 def _session(region: str | None, role_arn: str | None, name: str) -> _Session:
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     key: _CacheKey = (region, role_arn, name if role_arn else None, endpoint)
+    entry = _cached(key)
+    if entry is not None:
+        return entry
+    # One creation at a time: the parallel first calls of a fan-out (up to 16) would each assume the
+    # role and build a boto3 session. Reentrant: assuming a role first gets the STS client's session.
+    with _create_lock:
+        entry = _cached(key)
+        if entry is not None:
+            return entry
+        if role_arn:
+            entry = _assume(region, role_arn, name)
+        else:
+            import boto3
+
+            with _lock:
+                entry = _Session(boto3.session.Session(region_name=region), None)
+        with _lock:
+            _sessions[key] = entry
+        return entry
+
+
+def _cached(key: _CacheKey) -> _Session | None:
     with _lock:
         entry = _sessions.get(key)
-        if entry is not None and (entry.expires is None or entry.expires - time.time() > _RENEW_BEFORE):
-            return entry
-    if role_arn:
-        entry = _assume(region, role_arn, name)
-    else:
-        import boto3
-
-        with _lock:
-            entry = _Session(boto3.session.Session(region_name=region), None)
-    with _lock:
-        _sessions[key] = entry
-    return entry
+    if entry is not None and (entry.expires is None or entry.expires - time.time() > _RENEW_BEFORE):
+        return entry
+    return None
 
 
 def _assume(region: str | None, role_arn: str, name: str) -> _Session:

@@ -19,6 +19,8 @@ from typing import Any
 import msgspec
 import yaml
 
+from argoplug.aws import account_id
+
 __all__ = ["DEFAULT_DEFINITION", "AwsSandbox", "SandboxError", "SandboxFile", "SandboxPipeline"]
 
 # SageMaker's PipelineName / PipelineDisplayName pattern (botocore's model); moto does not check it.
@@ -145,7 +147,7 @@ class AwsSandbox:
 
     @classmethod
     def _from_spec(cls, spec: SandboxFile, where: str) -> AwsSandbox:
-        account = f"{spec.account:012d}" if isinstance(spec.account, int) else spec.account.strip()
+        account = account_id(spec.account)
         if not _ACCOUNT.match(account):
             raise SandboxError(
                 f"AWS sandbox file {where}: `account`: expected 12 digits, got {spec.account!r}"

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sagemaker_support import ACCOUNT, REGION, Stubs
+from sagemaker_support import ACCOUNT, REGION, FakeClock, Stubs
 
 from argoplug import aws
 from argoplug.jobs import JobTracker
@@ -85,7 +85,7 @@ def server() -> Iterator[LiveServer]:
 
 @pytest.fixture
 def stubs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubs]:
-    """Stub the SageMaker clients of region us-west-2 (the main one and the no-retry one for steps)."""
+    """Stub the SageMaker client of region us-west-2; the plugins' time budget runs on a FakeClock."""
     from botocore.stub import Stubber
 
     # A closed port: a call that is not stubbed can never leave the machine.
@@ -94,10 +94,11 @@ def stubs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubs]:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     sm = aws.client("sagemaker", region=REGION)
-    steps = aws.client("sagemaker", region=REGION, max_attempts=1)
-    assert sm is not steps
     calls: list[str] = []
+    clock = FakeClock()
+    sagemaker.use_tracker(clock=clock)
     # before-parameter-build runs for every call, stubbed or not (before-call stops at the Stubber).
     sm.meta.events.register("before-parameter-build.sagemaker", lambda model, **_: calls.append(model.name))
-    with Stubber(sm) as sm_stub, Stubber(steps) as steps_stub:
-        yield Stubs(sm_stub, steps_stub, calls)
+    sm.meta.events.register("before-parameter-build.sagemaker", clock.on_call)
+    with Stubber(sm) as sm_stub:
+        yield Stubs(sm_stub, calls, clock)

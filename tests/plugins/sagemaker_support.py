@@ -18,18 +18,34 @@ def moto_executions(pipeline: str = "MyPipeline") -> dict[str, Any]:
 
 
 @dataclass
+class FakeClock:
+    """A monotonic clock for the plugins' time budget: moves only when told, or by `per_call` seconds at
+    each SageMaker call (the time the call took)."""
+
+    now: float = 1000.0
+    per_call: float = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def on_call(self, **_: Any) -> None:
+        self.now += self.per_call
+
+
+@dataclass
 class Stubs:
-    """Stubbers on the clients the plugin will use (the cached ones), and counts of calls that reach them."""
+    """A Stubber on the SageMaker client the plugin will use (the cached one), the names of the calls
+    that reach it, and the clock of the plugins' time budget (`use_tracker(clock=...)`)."""
 
     sm: Any
-    steps: Any
     calls: list[str]
+    clock: FakeClock
 
     def expect_steps(self, arn: str, steps: list[dict[str, Any]] | None = None) -> None:
-        self.steps.add_response(
+        self.sm.add_response(
             "list_pipeline_execution_steps",
             {"PipelineExecutionSteps": steps or []},
-            {"PipelineExecutionArn": arn, "SortOrder": "Ascending"},
+            {"PipelineExecutionArn": arn, "SortOrder": "Ascending", "MaxResults": 100},
         )
 
     def expect_describe(self, arn: str, status: str, *, reason: str = "", name: str = "run-1") -> None:
@@ -49,12 +65,20 @@ class Stubs:
         self.expect_describe(arn, status, reason=reason)
         self.expect_steps(arn, steps)
 
-    def expect_list(self, summaries: list[dict[str, Any]]) -> None:
-        self.sm.add_response(
-            "list_pipeline_executions",
-            {"PipelineExecutionSummaries": summaries},
-            {"PipelineName": "MyPipeline", "SortBy": "CreationTime", "SortOrder": "Descending"},
-        )
+    def expect_list(self, summaries: list[dict[str, Any]], *, token: str = "", next_token: str = "") -> None:
+        """One page of ListPipelineExecutions: asked with `token`, answering `next_token` if given."""
+        expected = {
+            "PipelineName": "MyPipeline",
+            "SortBy": "CreationTime",
+            "SortOrder": "Descending",
+            "MaxResults": 100,
+        }
+        if token:
+            expected["NextToken"] = token
+        response: dict[str, Any] = {"PipelineExecutionSummaries": summaries}
+        if next_token:
+            response["NextToken"] = next_token
+        self.sm.add_response("list_pipeline_executions", response, expected)
 
     def expect_start(self, arn: str, params: dict[str, Any] | None = None) -> None:
         from botocore.stub import ANY
@@ -69,7 +93,6 @@ class Stubs:
 
     def done(self) -> None:
         self.sm.assert_no_pending_responses()
-        self.steps.assert_no_pending_responses()
 
 
 def outputs(reply: dict[str, Any]) -> dict[str, str]:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import subprocess
 import sys
 import textwrap
+import time
+from typing import Any
 
 import pytest
 from botocore import exceptions as bx
 
 from argoplug import aws
 from argoplug.plugin import PermanentError, TemporaryError
+from argoplug.plugins.sagemaker.executions import CALL_SECONDS
+from argoplug.server import ServerSettings
 
 
 def client_error(code: str, status: int, message: str = "the message") -> bx.ClientError:
@@ -151,7 +156,34 @@ def test_clients_retry_little_and_time_out_soon(monkeypatch: pytest.MonkeyPatch)
     config = aws.client("sagemaker", region="us-west-2").meta.config
     assert config.retries == {"mode": "standard", "total_max_attempts": aws.MAX_ATTEMPTS}
     assert config.connect_timeout == aws.CONNECT_TIMEOUT and config.read_timeout == aws.READ_TIMEOUT
-    assert aws.MAX_ATTEMPTS * (aws.CONNECT_TIMEOUT + aws.READ_TIMEOUT) < 30  # the agent's call timeout
+    assert aws.REQUEST_SECONDS == aws.MAX_ATTEMPTS * (aws.CONNECT_TIMEOUT + aws.READ_TIMEOUT)
+
+
+def test_a_calls_aws_time_fits_in_the_handler_deadline() -> None:
+    # A call needs at most two requests to progress; every other one is sent only if it fits.
+    assert 2 * aws.REQUEST_SECONDS <= CALL_SECONDS <= ServerSettings().handler_deadline - 5
+
+
+def test_parallel_first_calls_assume_the_role_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    assumed: list[str] = []
+
+    def assume(region: str | None, role_arn: str, name: str) -> Any:
+        assumed.append(role_arn)
+        time.sleep(0.2)  # AssumeRole's round trip, while the other calls arrive
+        return aws._Session(boto3.session.Session(region_name=region), time.time() + 3600)
+
+    monkeypatch.setattr(aws, "_assume", assume)
+    role = "arn:aws:iam::100000000002:role/pipelines"
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        clients = list(
+            pool.map(lambda _: aws.client("sagemaker", region="us-west-2", role_arn=role), range(8))
+        )
+    assert assumed == [role]
+    assert all(c is clients[0] for c in clients)
 
 
 def test_session_name_is_what_assume_role_accepts() -> None:

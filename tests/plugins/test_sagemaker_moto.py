@@ -161,6 +161,7 @@ def test_no_credentials_is_an_error_saying_how_to_give_them(
     for hint in ("eks.amazonaws.com/role-arn", "-executor-plugin", "AWS_ACCESS_KEY_ID", "AWS_PROFILE"):
         assert hint in message
     assert "requeue" not in reply
+    assert outputs(reply) == {"pipeline-arn": "", "pipeline-status": ""}  # an Error node, outputs complete
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,10 @@ import pytest
 from botocore.stub import ANY
 from sagemaker_support import PIPELINE_ARN, REGION, Stubs, outputs
 
+from argoplug import aws
 from argoplug.plugin import idempotency_key
 from argoplug.plugins import sagemaker
+from argoplug.plugins.sagemaker.executions import CALL_SECONDS
 from argoplug.protocol import ExecuteTemplateArgs
 from argoplug.testing import LiveServer, make_request
 
@@ -258,11 +260,11 @@ def test_steps_that_cannot_be_listed_are_empty_and_warned_about_once(
     stubs.expect_list([])
     stubs.expect_start(EXECUTION)
     stubs.expect_describe(EXECUTION, "Executing")
-    stubs.steps.add_client_error(
+    stubs.sm.add_client_error(
         "list_pipeline_execution_steps", "InternalFailure", "boom", http_status_code=500
     )
     stubs.expect_describe(EXECUTION, "Succeeded")
-    stubs.steps.add_client_error("list_pipeline_execution_steps", "AccessDeniedException", "no")
+    stubs.sm.add_client_error("list_pipeline_execution_steps", "AccessDeniedException", "no")
     with caplog.at_level(logging.WARNING, logger="argoplug.plugins.sagemaker"):
         running = server.execute(block())
         done = server.execute(block())
@@ -277,7 +279,7 @@ def stop_block(**args: Any) -> dict[str, Any]:
 
 
 def test_stop_runs_until_stopped(server: LiveServer, stubs: Stubs) -> None:
-    stubs.expect_poll(EXECUTION, "Executing")
+    stubs.expect_describe(EXECUTION, "Executing")  # not asked to stop yet: its steps do not matter
     stubs.sm.add_response(
         "stop_pipeline_execution",
         {"PipelineExecutionArn": EXECUTION},
@@ -315,7 +317,7 @@ def test_stop_of_an_ended_execution_has_nothing_to_do(server: LiveServer, stubs:
 
 
 def test_stop_that_conflicts_because_it_stopped_meanwhile(server: LiveServer, stubs: Stubs) -> None:
-    stubs.expect_poll(EXECUTION, "Executing")
+    stubs.expect_describe(EXECUTION, "Executing")
     stubs.sm.add_client_error("stop_pipeline_execution", "ConflictException", "not executing")
     stubs.expect_poll(EXECUTION, "Stopping")
     reply = server.execute(stop_block())
@@ -344,3 +346,112 @@ def test_names_keep_to_aws_limits(prefix: str, attempt: int) -> None:
     assert name.endswith(f"{key}-{attempt}")
     token = sagemaker.client_request_token(key, attempt)
     assert 32 <= len(token) <= 128 and re.fullmatch(r"[A-Za-z0-9_-]+", token)
+
+
+def unrelated(page: int) -> list[dict[str, Any]]:
+    """A page of 100 executions of other tasks."""
+    return [
+        summary(f"{PIPELINE_ARN}/execution/p{page}x{i}", f"other-{page}-{i}", "Succeeded") for i in range(100)
+    ]
+
+
+def test_find_reads_at_most_the_1000_most_recent_executions(server: LiveServer, stubs: Stubs) -> None:
+    # A pipeline with a long history and no execution of this task: ten pages, not the whole history.
+    for page in range(10):
+        stubs.expect_list(unrelated(page), token=f"t{page}" if page else "", next_token=f"t{page + 1}")
+    stubs.expect_start(EXECUTION)
+    stubs.expect_poll(EXECUTION, "Executing")
+    reply = server.execute(block())
+    assert reply["node"]["phase"] == "Running", reply
+    assert stubs.calls.count("ListPipelineExecutions") == 10
+    stubs.done()
+
+
+def test_find_reads_no_further_page_than_the_calls_time_allows(server: LiveServer, stubs: Stubs) -> None:
+    stubs.clock.per_call = 1.0  # every AWS call takes a second
+    for page in range(4):
+        stubs.expect_list(unrelated(page), token=f"t{page}" if page else "", next_token=f"t{page + 1}")
+    stubs.expect_start(EXECUTION)
+    stubs.expect_poll(EXECUTION, "Executing")
+    started = stubs.clock.now
+    reply = server.execute(block())
+    assert reply["node"]["phase"] == "Running", reply
+    # A page is asked for only while it and the start after it fit in CALL_SECONDS at their worst (6 s
+    # each): pages at 0-3 s, then the start, the describe and the steps.
+    assert stubs.calls.count("ListPipelineExecutions") == 4
+    assert stubs.clock.now - started == 7
+    stubs.done()
+
+
+def test_a_call_with_slow_aws_puts_off_what_can_wait(server: LiveServer, stubs: Stubs) -> None:
+    stubs.clock.per_call = aws.REQUEST_SECONDS  # every AWS call takes its longest
+    stubs.expect_list([], next_token="t1")  # more pages, but no time for them
+    stubs.expect_start(EXECUTION)
+    stubs.expect_poll(EXECUTION, "Executing")
+    started = stubs.clock.now
+    first = server.execute(block())
+    assert stubs.clock.now - started == 2 * aws.REQUEST_SECONDS <= CALL_SECONDS
+    assert first["node"]["phase"] == "Running"
+    assert outputs(first)["execution-arn"] == EXECUTION
+    assert stubs.calls == ["ListPipelineExecutions", "StartPipelineExecution"]  # described next call
+
+    started = stubs.clock.now
+    second = server.execute(block())
+    assert stubs.clock.now - started == 2 * aws.REQUEST_SECONDS
+    assert second["node"]["phase"] == "Running"
+    stubs.done()
+
+
+def test_an_ended_execution_is_reported_with_its_steps_even_when_a_call_runs_out_of_time(
+    server: LiveServer, stubs: Stubs
+) -> None:
+    request = make_request(block())
+    stubs.clock.per_call = 5.0
+    stubs.expect_list([summary(EXECUTION, f"test-workflow-{key_of(request)}-1", "Succeeded")])
+    stubs.expect_describe(EXECUTION, "Succeeded")  # found at 10 s: no time left for its steps
+    stubs.expect_poll(EXECUTION, "Succeeded", steps=[{"StepName": "Train", "StepStatus": "Succeeded"}])
+
+    first = server.post(request).json()
+    assert first["node"]["phase"] == "Running"
+    assert first["node"]["message"] == "pipeline execution run-1 Succeeded; reading its steps"
+    done = server.post(request).json()
+    assert done["node"]["phase"] == "Succeeded"
+    assert json.loads(outputs(done)["steps"]) == [
+        {"name": "Train", "status": "Succeeded", "failure_reason": ""}
+    ]
+    stubs.done()
+
+
+def test_steps_are_read_100_a_page(server: LiveServer, stubs: Stubs) -> None:
+    stubs.expect_list([])
+    stubs.expect_start(EXECUTION)
+    stubs.expect_describe(EXECUTION, "Succeeded")
+    expected = {"PipelineExecutionArn": EXECUTION, "SortOrder": "Ascending", "MaxResults": 100}
+    stubs.sm.add_response(
+        "list_pipeline_execution_steps",
+        {"PipelineExecutionSteps": [{"StepName": "Prepare", "StepStatus": "Succeeded"}], "NextToken": "s2"},
+        expected,
+    )
+    stubs.sm.add_response(
+        "list_pipeline_execution_steps",
+        {"PipelineExecutionSteps": [{"StepName": "Train", "StepStatus": "Succeeded"}]},
+        {**expected, "NextToken": "s2"},
+    )
+    reply = server.execute(block())
+    assert reply["node"]["phase"] == "Succeeded"
+    assert [s["name"] for s in json.loads(outputs(reply)["steps"])] == ["Prepare", "Train"]
+    stubs.done()
+
+
+def test_aws_refusals_before_any_job_carry_every_output(server: LiveServer, stubs: Stubs) -> None:
+    stubs.sm.add_client_error("list_pipeline_executions", "AccessDeniedException", "no")
+    reply = server.execute(block())
+    assert reply["node"]["phase"] == "Failed"
+    assert set(outputs(reply)) == {
+        "pipeline-arn",
+        "execution-arn",
+        "execution-status",
+        "failure-reason",
+        "steps",
+    }
+    stubs.done()

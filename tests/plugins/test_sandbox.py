@@ -15,6 +15,7 @@ import boto3
 import httpx
 import pytest
 
+from argoplug import aws
 from argoplug.sandbox import DEFAULT_DEFINITION, AwsSandbox, SandboxError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sagemaker" / "sandbox.yaml"
@@ -35,6 +36,11 @@ def test_the_example_file_reads() -> None:
     )
     with pytest.raises(SandboxError, match="not started"):
         _ = sandbox.env
+
+
+def test_an_unquoted_account_reads_as_twelve_digits_as_in_a_plugin_block(tmp_path: Path) -> None:
+    sandbox = AwsSandbox.from_file(write(tmp_path, "account: 12345678901\n"))
+    assert sandbox.account == "012345678901" == aws.account_id(12345678901)
 
 
 def test_the_sandbox_serves_the_files_account_region_and_pipelines(

@@ -1,31 +1,41 @@
 """The arguments of the SageMaker Pipelines plugins: the two plugin blocks and their checks beyond types.
 
-The server decodes a task's block into `SageMakerArgs` or `AwfAwsArgs`; `handlers` refuses what
-`argument_problems` lists and reads the `poll` duration and the pipeline ARN's parts from here.
+`handlers` turns a task's raw block into `SageMakerArgs` or `AwfAwsArgs` with `parse`, which names every
+problem at once (types, unknown fields, `argument_problems` / `awf_problems`), and reads the `poll`
+duration and the pipeline ARN's parts from here.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any, Literal
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
+from argoplug.aws import account_id
+from argoplug.plugin import ArgumentError, Plugin
 from argoplug.protocol import parse_duration
 
 __all__ = [
     "AWF_AWS_SERVICES",
     "DEFAULT_POLL",
+    "MAX_POLL",
     "PIPELINE_ARN",
     "AwfAwsArgs",
     "SageMakerArgs",
     "argument_problems",
-    "normalized_account",
+    "awf_problems",
+    "native_args",
+    "parse",
     "poll_seconds",
+    "unsupported_service",
 ]
 
 DEFAULT_POLL = 60.0
+# The longest `poll` (seconds): the requeue doubles up to it, and Go durations end near 292 years.
+MAX_POLL = 86_400.0
 # The awf-aws plugin's `service` values (greenpau/argo-workflows-aws-plugin, request.go); the first is ours.
 AWF_AWS_SERVICES = ("amazon_sagemaker_pipelines", "aws_glue", "aws_step_functions", "aws_lambda")
 
@@ -89,62 +99,140 @@ class AwfAwsArgs(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     lambda_function_name: str = ""
 
 
-def argument_problems(args: SageMakerArgs, names: Mapping[str, str] | None = None) -> list[str]:
-    """List what is wrong with `args` beyond their types, naming fields as the user wrote them."""
+ArgsT = TypeVar("ArgsT", SageMakerArgs, AwfAwsArgs)
+# Checks beyond types: (args, fields whose values did not convert, so not to be judged) → problems.
+Checks = Callable[[ArgsT, frozenset[str]], list[str]]
+
+# Native field → the awf-aws field it comes from (for messages, and to leave unconverted fields alone).
+_AWF_NAMES = {"pipeline": "pipeline_name", "region": "region_name"}
+_SAGEMAKER_SERVICE = AWF_AWS_SERVICES[0]
+
+
+def parse(block: Any, args_type: type[ArgsT], *, plugin_key: str, checks: Checks[ArgsT]) -> ArgsT:
+    """Convert a task's plugin block to `args_type`, or raise ArgumentError naming every problem at once.
+
+    The types are checked as for any plugin (`argoplug.Plugin.parse_args`: each field that does not
+    convert, with its value and the type expected; unknown and missing fields), then `checks` judge the
+    fields that did convert, so `{poll: "abc", bogus: 1}` names both `bogus` and `poll`.
+    """
+    try:
+        args = Plugin(plugin_key, args=args_type).parse_args(block)
+    except ArgumentError as exc:
+        partial, unconverted = _convertible_part(block, args_type)
+        more: list[str] = checks(partial, unconverted) if partial is not None else []
+        raise ArgumentError("; ".join([exc.message, *more])) from None
+    problems = checks(args, frozenset())
+    if problems:
+        raise ArgumentError(f"invalid arguments for plugin {plugin_key!r}: " + "; ".join(problems))
+    return args
+
+
+def argument_problems(
+    args: SageMakerArgs,
+    unconverted: frozenset[str] = frozenset(),
+    *,
+    names: Mapping[str, str] | None = None,
+) -> list[str]:
+    """List what is wrong with `args` beyond their types, naming fields as the user wrote them (`names`).
+
+    Checks that involve a field in `unconverted` (its value did not convert, so `args` holds its default)
+    are left out: that field is reported already.
+    """
     names = names or {}
+    problems: list[str] = []
 
     def field(name: str) -> str:
         return f"`{names.get(name, name)}`"
 
-    problems: list[str] = []
+    def add(fields: tuple[str, ...], message: str) -> None:
+        if unconverted.isdisjoint(fields):
+            problems.append(message)
+
+    region = field("region")
     if args.action in ("validate", "execute") and not args.pipeline:
-        problems.append(f"{field('pipeline')} is required for action {args.action!r}")
+        add(("action", "pipeline"), f"{field('pipeline')} is required for action {args.action!r}")
     if args.pipeline.startswith("arn:"):
         arn = PIPELINE_ARN.match(args.pipeline)
         if arn is None or arn.group("execution"):
-            problems.append(
+            add(
+                ("pipeline",),
                 f"{field('pipeline')}: expected a pipeline name or an ARN like "
-                f"arn:aws:sagemaker:<region>:<account>:pipeline/<name>, got {args.pipeline!r}"
+                f"arn:aws:sagemaker:<region>:<account>:pipeline/<name>, got {args.pipeline!r}",
             )
         elif args.region and args.region != arn.group("region"):
-            problems.append(
-                f"{field('region')} is {args.region!r} but the pipeline ARN is in {arn.group('region')!r}"
-            )
+            found = arn.group("region")
+            add(("pipeline", "region"), f"{region} is {args.region!r} but the pipeline ARN is in {found!r}")
     if args.action == "stop":
         arn = PIPELINE_ARN.match(args.execution_arn)
         if not args.execution_arn:
-            problems.append(f"{field('execution_arn')} is required for action 'stop'")
+            add(("action", "execution_arn"), f"{field('execution_arn')} is required for action 'stop'")
         elif arn is None or not arn.group("execution"):
-            problems.append(
+            add(
+                ("execution_arn",),
                 f"{field('execution_arn')}: expected an ARN like "
                 "arn:aws:sagemaker:<region>:<account>:pipeline/<name>/execution/<id>, "
-                f"got {args.execution_arn!r}"
+                f"got {args.execution_arn!r}",
             )
         elif args.region and args.region != arn.group("region"):
-            problems.append(
-                f"{field('region')} is {args.region!r} but the execution ARN is in {arn.group('region')!r}"
+            found = arn.group("region")
+            add(
+                ("execution_arn", "region"),
+                f"{region} is {args.region!r} but the execution ARN is in {found!r}",
             )
-    if args.account_id != "" and not _ACCOUNT.match(normalized_account(args.account_id)):
-        problems.append(f"{field('account_id')}: expected 12 digits, got {args.account_id!r}")
+    if args.account_id != "" and not _ACCOUNT.match(account_id(args.account_id)):
+        add(("account_id",), f"{field('account_id')}: expected 12 digits, got {args.account_id!r}")
     if args.role_arn and not _ROLE_ARN.match(args.role_arn):
-        problems.append(
+        add(
+            ("role_arn",),
             f"{field('role_arn')}: expected an IAM role ARN like arn:aws:iam::<account>:role/<name>, "
-            f"got {args.role_arn!r}"
+            f"got {args.role_arn!r}",
         )
     try:
         poll_seconds(args.poll)
     except ValueError as exc:
-        problems.append(f"{field('poll')}: {exc}")
+        add(("poll",), f"{field('poll')}: {exc}")
     return problems
 
 
-def normalized_account(value: str | int) -> str:
-    """The 12 digits of an account id; YAML reads an unquoted one as a number, which drops leading zeros."""
-    return f"{value:012d}" if isinstance(value, int) and value >= 0 else str(value).strip()
+def awf_problems(args: AwfAwsArgs, unconverted: frozenset[str] = frozenset()) -> list[str]:
+    """List what is wrong with an `awf-aws-plugin` block beyond its types, in its own field names.
+
+    A service of the published plugin other than SageMaker Pipelines is no argument problem (the handler
+    fails the task saying it is not supported yet), and then nothing else is checked.
+    """
+    service = args.service or _SAGEMAKER_SERVICE
+    if "service" not in unconverted and service != _SAGEMAKER_SERVICE and service in AWF_AWS_SERVICES:
+        return []
+    problems = []
+    if "service" not in unconverted and service not in AWF_AWS_SERVICES:
+        problems.append(f"`service`: expected one of {', '.join(AWF_AWS_SERVICES)}, got {service!r}")
+    native_names = {awf: native for native, awf in _AWF_NAMES.items()}
+    skipped = frozenset(native_names.get(name, name) for name in unconverted)
+    return problems + argument_problems(native_args(args), skipped, names=_AWF_NAMES)
+
+
+def native_args(args: AwfAwsArgs) -> SageMakerArgs:
+    """The `sagemaker-pipelines` arguments an `awf-aws-plugin` block (for SageMaker Pipelines) means."""
+    return SageMakerArgs(
+        action=args.action,
+        pipeline=args.pipeline_name,
+        region=args.region_name,
+        account_id=args.account_id,
+        parameters=args.parameters,
+    )
+
+
+def unsupported_service(args: AwfAwsArgs) -> str:
+    """The awf-aws `service` named that argoplug does not support yet, or "" (SageMaker Pipelines)."""
+    service = args.service or _SAGEMAKER_SERVICE
+    return service if service != _SAGEMAKER_SERVICE and service in AWF_AWS_SERVICES else ""
 
 
 def poll_seconds(value: float | str) -> float:
-    """Seconds of a `poll` value: a number, a numeric string ("30") or a Go duration ("2m")."""
+    """Seconds of a `poll` value: a number, a numeric string ("30") or a Go duration ("2m").
+
+    Raises ValueError unless it is above 0 and at most `MAX_POLL` (a day).
+    """
     if isinstance(value, str):
         try:
             seconds = float(value)
@@ -152,6 +240,30 @@ def poll_seconds(value: float | str) -> float:
             seconds = parse_duration(value.strip())
     else:
         seconds = float(value)
-    if not seconds > 0:
-        raise ValueError(f"expected a duration > 0 (seconds or e.g. '2m'), got {value!r}")
+    if not 0 < seconds <= MAX_POLL:  # also refuses nan
+        raise ValueError(f"expected a duration > 0 and at most 24h (seconds or e.g. '2m'), got {value!r}")
     return seconds
+
+
+def _convertible_part(block: Any, args_type: type[ArgsT]) -> tuple[ArgsT | None, frozenset[str]]:
+    """`args_type` from the fields of `block` that convert alone (others left at their defaults), and the
+    names of the fields that do not; None when even that fails (a required field is missing or bad)."""
+    if not isinstance(block, Mapping):
+        return None, frozenset()
+    hints = typing.get_type_hints(args_type)
+    fields = set(args_type.__struct_fields__)
+    kept: dict[str, Any] = {}
+    unconverted: set[str] = set()
+    for name, value in block.items():
+        if name not in fields:
+            continue
+        try:
+            msgspec.convert(value, hints[name], strict=False)
+        except msgspec.ValidationError:
+            unconverted.add(name)
+        else:
+            kept[name] = value
+    try:
+        return msgspec.convert(kept, args_type, strict=False), frozenset(unconverted)
+    except msgspec.ValidationError:
+        return None, frozenset(unconverted)

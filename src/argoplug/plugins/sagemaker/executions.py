@@ -10,7 +10,8 @@ import dataclasses
 import logging
 import re
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from argoplug import aws
@@ -20,7 +21,10 @@ from argoplug.plugins.sagemaker.args import PIPELINE_ARN, SageMakerArgs
 from argoplug.protocol import encode_parameter_value
 
 __all__ = [
+    "CALL_SECONDS",
     "EMPTY_EXECUTION",
+    "FIND_LIMIT",
+    "Budget",
     "ExecutionJob",
     "Runtime",
     "StopJob",
@@ -31,10 +35,28 @@ __all__ = [
 
 log = logging.getLogger("argoplug.plugins.sagemaker")
 
-# AWS limits (botocore's sagemaker model): PipelineExecutionName, IdempotencyToken.
+# AWS limits (botocore's sagemaker model): PipelineExecutionName, IdempotencyToken, MaxResults of the
+# List calls.
 _DISPLAY_NAME_MAX = 82
+_PAGE_SIZE = 100
+# `ExecutionJob.find` reads at most this many of the pipeline's executions, newest first.
+FIND_LIMIT = 1000
+
+# The AWS time of one handler call, by construction. One request takes at most aws.REQUEST_SECONDS (6 s).
+# A call needs at most two requests to make progress: ListPipelineExecutions' first page, then
+# StartPipelineExecution or DescribePipelineExecution of the execution found; or a Describe, then
+# StopPipelineExecution: 2 × 6 = 12 s. Every other request (further pages, the Describe right after a
+# start or a stop, ListPipelineExecutionSteps) is sent only if it, and the needed request after it, fit
+# in what is left of CALL_SECONDS even at their worst (`Budget`): further pages only in the first
+# 15 - 2 × 6 = 3 s of a call, the others in its first 9 s. So a call spends at most 15 s on AWS (typically
+# well under 1 s), inside the server's 20 s handler deadline. Not counted: STS on a cold cache (AssumeRole,
+# GetCallerIdentity, 6 s each, once per process and hourly for an assumed role), a rare overrun that the
+# server's deadline absorbs (it answers Running and hands the result to the task's next call).
+CALL_SECONDS = 15.0
+
 _RUNNING = frozenset({"Executing", "Stopping"})
 _FAILED = frozenset({"Failed", "Stopped"})
+_ENDED = _FAILED | {"Succeeded"}
 
 EMPTY_EXECUTION: Mapping[str, Any] = {
     "pipeline-arn": "",
@@ -47,11 +69,25 @@ EMPTY_EXECUTION: Mapping[str, Any] = {
 
 @dataclasses.dataclass(slots=True)
 class Runtime:
-    """What the plugins share: the tracker of their jobs and the once-only warning about the steps."""
+    """What the plugins share: the tracker of their jobs, the clock of their budgets (monotonic seconds)
+    and the once-only warning about the steps."""
 
     tracker: JobTracker
+    clock: Callable[[], float] = time.monotonic
     steps_warned: bool = False
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+
+class Budget:
+    """The AWS time of one handler call (`CALL_SECONDS`), counted from its creation on `clock`."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, seconds: float = CALL_SECONDS) -> None:
+        self.clock = clock
+        self.end = clock() + seconds
+
+    def allows(self, requests: int = 1) -> bool:
+        """Whether `requests` more AWS requests fit in what is left, each at its worst."""
+        return self.clock() + requests * aws.REQUEST_SECONDS <= self.end
 
 
 def execution_display_name(prefix: str, key: str, attempt: int) -> str:
@@ -89,23 +125,22 @@ class Target:
             region or None, args.role_arn or None, aws.session_name(task.workflow_name, task.namespace)
         )
 
-    def client(self, *, max_attempts: int = aws.MAX_ATTEMPTS) -> Any:
-        """A cached SageMaker client for this target (`argoplug.aws.client`), `max_attempts` tries a call."""
+    def client(self) -> Any:
+        """A cached SageMaker client for this target (`argoplug.aws.client`)."""
         return aws.client(
-            "sagemaker",
-            region=self.region,
-            role_arn=self.role_arn,
-            session_name=self.session_name,
-            max_attempts=max_attempts,
+            "sagemaker", region=self.region, role_arn=self.role_arn, session_name=self.session_name
         )
 
 
 class ExecutionJob:
-    """One task's pipeline execution, as a `argoplug.jobs.ExternalJob`."""
+    """One task's pipeline execution, as a `argoplug.jobs.ExternalJob`, for one handler call (`budget`)."""
 
-    def __init__(self, target: Target, runtime: Runtime, args: SageMakerArgs, task: Task) -> None:
+    def __init__(
+        self, target: Target, runtime: Runtime, args: SageMakerArgs, task: Task, budget: Budget
+    ) -> None:
         self.target = target
         self.runtime = runtime
+        self.budget = budget
         self.pipeline = args.pipeline
         self.wait = args.wait
         self.prefix = args.display_name or task.workflow_name
@@ -120,24 +155,61 @@ class ExecutionJob:
         self.sm = target.client()
 
     def find(self, key: str) -> JobState | None:
-        """ListPipelineExecutions (newest first) for this task's display name; the latest attempt wins."""
+        """Find the task's latest attempt among the pipeline's most recent executions, by display name.
+
+        ListPipelineExecutions, newest first, 100 a page (AWS's maximum), at most `FIND_LIMIT` (1,000)
+        executions, and a further page only while the call's budget holds it and the request after it.
+        Why the newest are enough: `find` runs on a task's first call in this sidecar's memory, so an
+        execution of the task, if any, was started during this workflow (by a call before the sidecar
+        restarted), hence among the pipeline's latest, unless over 1,000 (or, AWS being slow, over the
+        pages read) were started since. Missing it then is no second execution for attempt 1: its
+        StartPipelineExecution carries a deterministic ClientRequestToken (`client_request_token`), an
+        idempotency token. botocore's SageMaker model marks the member `idempotencyToken` (32-128
+        characters), and the API reference (docs.aws.amazon.com/sagemaker/latest/dg/
+        API_StartPipelineExecution.html) says "A unique, case-sensitive identifier that you provide to
+        ensure the idempotency of the operation. An idempotent operation completes no more than once."
+        It does not say what a repeat returns (AWS's idempotent APIs return the first call's result, the
+        same execution ARN) nor how long AWS remembers a token; moto ignores it. Missing a later attempt
+        n > 1 would report attempt 1's execution again (its token gives it back), and the retry after
+        that gets attempt 2's back the same way: no execution is started twice on AWS.
+        """
         pattern = re.compile(rf"(?:^|-){re.escape(key)}-(\d+)$")
         found: tuple[int, str] | None = None
+        request: dict[str, Any] = {
+            "PipelineName": self.pipeline,
+            "SortBy": "CreationTime",
+            "SortOrder": "Descending",
+            "MaxResults": _PAGE_SIZE,
+        }
+        seen = 0
         with aws.translated_errors():
-            pages = self.sm.get_paginator("list_pipeline_executions").paginate(
-                PipelineName=self.pipeline, SortBy="CreationTime", SortOrder="Descending"
-            )
-            for page in pages:
-                for summary in page.get("PipelineExecutionSummaries", []):
+            while True:
+                page = self.sm.list_pipeline_executions(**request)
+                summaries = page.get("PipelineExecutionSummaries") or []
+                for summary in summaries[: FIND_LIMIT - seen]:
                     match = pattern.search(str(summary.get("PipelineExecutionDisplayName") or ""))
                     if match and (found is None or int(match.group(1)) > found[0]):
                         found = (int(match.group(1)), str(summary["PipelineExecutionArn"]))
-                if found is not None:
-                    break  # pages are newest first: later ones hold only older attempts
+                seen += len(summaries)
+                token = page.get("NextToken")
+                # Newest first: once found, later pages hold only older attempts.
+                if found is not None or not token or seen >= FIND_LIMIT:
+                    break
+                if not self.budget.allows(2):  # the next page, then the start or describe after it
+                    log.warning(
+                        "searched the %d most recent executions of pipeline %s for task %s, no time for "
+                        "more: taking it as not started",
+                        seen,
+                        self.pipeline,
+                        key,
+                    )
+                    break
+                request["NextToken"] = token
         if found is None:
             return None
         log.info("found pipeline execution %s (attempt %d) of task %s", found[1], found[0], key)
-        return self.poll(JobState(ref=found[1], status=JobStatus.RUNNING, attempt=found[0]))
+        state = JobState(ref=found[1], status=JobStatus.RUNNING, attempt=found[0])
+        return self.poll(state)
 
     def start(self, key: str, attempt: int) -> JobState:
         """StartPipelineExecution of attempt `attempt`, named by `execution_display_name`."""
@@ -160,6 +232,8 @@ class ExecutionJob:
             outputs={**EMPTY_EXECUTION, "execution-arn": arn, "execution-status": "Executing"},
             attempt=attempt,
         )
+        if not self.budget.allows(1):
+            return started  # described on the next call
         try:
             return self.poll(started)
         except TemporaryError:
@@ -168,51 +242,69 @@ class ExecutionJob:
 
     def poll(self, state: JobState) -> JobState:
         """DescribePipelineExecution (and ListPipelineExecutionSteps) of the attempt `state` names."""
-        with aws.translated_errors():
-            described = self.sm.describe_pipeline_execution(PipelineExecutionArn=state.ref)
-        steps = _steps(self.target, self.runtime, state.ref)
+        described = _describe(self.sm, state.ref)
+        steps = _steps(self.sm, self.runtime, self.budget, state.ref)
         return _execution_state(described, steps, state.attempt, wait=self.wait)
 
 
 class StopJob:
     """Stopping one execution, as a `argoplug.jobs.ExternalJob`: Succeeded once it is Stopped."""
 
-    def __init__(self, target: Target, runtime: Runtime, execution_arn: str) -> None:
+    def __init__(self, target: Target, runtime: Runtime, execution_arn: str, budget: Budget) -> None:
         self.target = target
         self.runtime = runtime
+        self.budget = budget
         self.execution_arn = execution_arn
         self.sm = target.client()
 
     def find(self, key: str) -> JobState | None:
         """DescribePipelineExecution: None while it is Executing (not asked to stop, as far as AWS says)."""
-        state = self.poll(JobState(ref=self.execution_arn, status=JobStatus.RUNNING))
-        return None if state.outputs.get("execution-status") == "Executing" else state
+        described = _describe(self.sm, self.execution_arn)
+        if described.get("PipelineExecutionStatus") == "Executing":
+            return None
+        return self._state(described, 1)
 
     def start(self, key: str, attempt: int) -> JobState:
-        """StopPipelineExecution, then DescribePipelineExecution."""
+        """StopPipelineExecution, then DescribePipelineExecution (this call or the next)."""
         try:
             with aws.translated_errors():
                 self.sm.stop_pipeline_execution(
                     PipelineExecutionArn=self.execution_arn,
                     ClientRequestToken=f"argoplug-{key}-stop-{attempt}",
                 )
-        except PermanentError:
+        except PermanentError as exc:
             # ConflictException when it stopped or ended meanwhile: the description says which.
-            state = self.poll(JobState(ref=self.execution_arn, status=JobStatus.RUNNING, attempt=attempt))
-            if state.outputs.get("execution-status") == "Executing":
+            if not self.budget.allows(1):
+                raise TemporaryError(
+                    f"{exc.message}; checking the execution's status next call", delay=5.0
+                ) from exc
+            described = _describe(self.sm, self.execution_arn)
+            if described.get("PipelineExecutionStatus") == "Executing":
                 raise
-            return state
+            return self._state(described, attempt)
         log.info("asked pipeline execution %s to stop", self.execution_arn)
-        return self.poll(JobState(ref=self.execution_arn, status=JobStatus.RUNNING, attempt=attempt))
+        if not self.budget.allows(1):
+            name = self.execution_arn.rsplit("/", 1)[-1]
+            return JobState(
+                ref=self.execution_arn,
+                status=JobStatus.RUNNING,
+                message=f"asked pipeline execution {name} to stop",
+                outputs={**EMPTY_EXECUTION, "execution-arn": self.execution_arn},
+                attempt=attempt,
+            )
+        return self._state(_describe(self.sm, self.execution_arn), attempt)
 
     def poll(self, state: JobState) -> JobState:
         """DescribePipelineExecution: Stopped → succeeded; Executing/Stopping → running; ended → succeeded."""
-        with aws.translated_errors():
-            described = self.sm.describe_pipeline_execution(PipelineExecutionArn=state.ref)
-        steps = _steps(self.target, self.runtime, state.ref)
-        current = _execution_state(described, steps, state.attempt, wait=True)
+        return self._state(_describe(self.sm, state.ref), state.attempt)
+
+    def _state(self, described: Mapping[str, Any], attempt: int) -> JobState:
+        steps = _steps(self.sm, self.runtime, self.budget, str(described.get("PipelineExecutionArn") or ""))
+        current = _execution_state(described, steps, attempt, wait=True)
         status = current.outputs["execution-status"]
         name = _display(described)
+        if steps is None and status in _ENDED:
+            return current  # running until its steps are read, next call
         if status == "Stopped":
             return dataclasses.replace(current, status=JobStatus.SUCCEEDED)
         if status in ("Succeeded", "Failed"):
@@ -223,15 +315,25 @@ class StopJob:
         )
 
 
+def _describe(sm: Any, execution_arn: str) -> Mapping[str, Any]:
+    with aws.translated_errors():
+        described: Mapping[str, Any] = sm.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
+    return described
+
+
 def _display(described: Mapping[str, Any]) -> str:
     arn = str(described.get("PipelineExecutionArn") or "")
     return str(described.get("PipelineExecutionDisplayName") or arn.rsplit("/", 1)[-1])
 
 
 def _execution_state(
-    described: Mapping[str, Any], steps: list[dict[str, str]], attempt: int, *, wait: bool
+    described: Mapping[str, Any], steps: list[dict[str, str]] | None, attempt: int, *, wait: bool
 ) -> JobState:
-    """Map a DescribePipelineExecution response to a JobState with the node's outputs."""
+    """Map a DescribePipelineExecution response to a JobState with the node's outputs.
+
+    `steps` None (not read, for want of time in this call): an execution that ended stays running, so
+    that its final outputs, read on the next call, hold its steps.
+    """
     arn = str(described.get("PipelineExecutionArn") or "")
     status = str(described.get("PipelineExecutionStatus") or "")
     reason = str(described.get("FailureReason") or "")
@@ -241,8 +343,12 @@ def _execution_state(
         "execution-arn": arn,
         "execution-status": status,
         "failure-reason": reason,
-        "steps": steps,
+        "steps": steps or [],
     }
+    if steps is None and status in _ENDED:
+        message = f"pipeline execution {name} {status}; reading its steps"
+        return JobState(arn, JobStatus.RUNNING, message, outputs, attempt)
+    steps = steps or []
     if status == "Succeeded":
         return JobState(arn, JobStatus.SUCCEEDED, f"pipeline execution {name} Succeeded", outputs, attempt)
     if status in _FAILED:
@@ -261,27 +367,35 @@ def _execution_state(
     return JobState(arn, JobStatus.RUNNING, f"pipeline execution {name} {status}", outputs, attempt)
 
 
-def _steps(target: Target, runtime: Runtime, execution_arn: str) -> list[dict[str, str]]:
-    """ListPipelineExecutionSteps as [{name, status, failure_reason}], oldest first; [] when it fails.
+def _steps(sm: Any, runtime: Runtime, budget: Budget, execution_arn: str) -> list[dict[str, str]] | None:
+    """ListPipelineExecutionSteps as [{name, status, failure_reason}], oldest first; None when the call's
+    budget has no room for a page; [] when it fails.
 
     The steps are a convenience: the phase never depends on them, so any failure (moto does not
     implement the call) gives [] and one warning per tracker. No retries: a failure costs one round trip.
     """
+    steps: list[dict[str, str]] = []
+    request: dict[str, Any] = {
+        "PipelineExecutionArn": execution_arn,
+        "SortOrder": "Ascending",
+        "MaxResults": _PAGE_SIZE,
+    }
     try:
-        pages = (
-            target.client(max_attempts=1)
-            .get_paginator("list_pipeline_execution_steps")
-            .paginate(PipelineExecutionArn=execution_arn, SortOrder="Ascending")
-        )
-        return [
-            {
-                "name": str(step.get("StepName") or ""),
-                "status": str(step.get("StepStatus") or ""),
-                "failure_reason": str(step.get("FailureReason") or ""),
-            }
-            for page in pages
-            for step in page.get("PipelineExecutionSteps", [])
-        ]
+        while True:
+            if not budget.allows(1):
+                return None
+            page = sm.list_pipeline_execution_steps(**request)
+            steps.extend(
+                {
+                    "name": str(step.get("StepName") or ""),
+                    "status": str(step.get("StepStatus") or ""),
+                    "failure_reason": str(step.get("FailureReason") or ""),
+                }
+                for step in page.get("PipelineExecutionSteps") or []
+            )
+            if not page.get("NextToken"):
+                return steps
+            request["NextToken"] = page["NextToken"]
     except Exception as exc:  # whatever it is, the execution's phase must not depend on it
         with runtime.lock:
             warn, runtime.steps_warned = not runtime.steps_warned, True

@@ -1,26 +1,40 @@
 """The Plugin objects (`sagemaker-pipelines`, `awf-aws-plugin`), their handlers and the tracker they share.
 
-A handler checks its arguments (`args`), then validates a pipeline here or runs an execution or a stop
-(`executions`) through the shared `JobTracker`, which `use_tracker` replaces. The package re-exports these.
+A handler converts its raw block (`args.parse`), then validates a pipeline here or runs an execution or a
+stop (`executions`) through the shared `JobTracker`, which `use_tracker` replaces. Every Failed or Error
+node it answers carries all outputs of its action. The package re-exports these.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from argoplug import aws
 from argoplug.jobs import JobTracker
-from argoplug.plugin import ArgumentError, PermanentError, Plugin, Result, Task
+from argoplug.plugin import PermanentError, Plugin, Result, Task
 from argoplug.plugins.sagemaker.args import (
-    AWF_AWS_SERVICES,
     PIPELINE_ARN,
     AwfAwsArgs,
     SageMakerArgs,
     argument_problems,
-    normalized_account,
+    awf_problems,
+    native_args,
+    parse,
     poll_seconds,
+    unsupported_service,
 )
-from argoplug.plugins.sagemaker.executions import EMPTY_EXECUTION, ExecutionJob, Runtime, StopJob, Target
+from argoplug.plugins.sagemaker.executions import (
+    EMPTY_EXECUTION,
+    Budget,
+    ExecutionJob,
+    Runtime,
+    StopJob,
+    Target,
+)
+from argoplug.protocol import Phase
 
 __all__ = [
     "AWF_AWS_KEY",
@@ -33,21 +47,24 @@ __all__ = [
     "use_tracker",
 ]
 
+log = logging.getLogger("argoplug.plugins.sagemaker")
+
 KEY = "sagemaker-pipelines"
 AWF_AWS_KEY = "awf-aws-plugin"
 
-sagemaker_plugin: Plugin[SageMakerArgs] = Plugin(
+# The blocks arrive raw (a dict) and `args.parse` converts them, so that one message names every problem
+# (wrong types and unknown fields with the checks beyond types) and that message's Failed node carries
+# the action's outputs like any other.
+sagemaker_plugin: Plugin[dict[str, Any]] = Plugin(
     KEY,
-    args=SageMakerArgs,
     description=(
         "Validates, executes and stops Amazon SageMaker Pipelines: starts one pipeline execution per task "
         "(found again after a restart, never started twice), waits for it with a backing-off requeue and "
         "reports its ARN, status, failure reason and steps."
     ),
 )
-awf_aws_plugin: Plugin[AwfAwsArgs] = Plugin(
+awf_aws_plugin: Plugin[dict[str, Any]] = Plugin(
     AWF_AWS_KEY,
-    args=AwfAwsArgs,
     description=(
         "Drop-in replacement for the awf-aws executor plugin's SageMaker Pipelines actions (validate, "
         "execute), run by the sagemaker-pipelines plugin."
@@ -58,60 +75,68 @@ plugins = (sagemaker_plugin, awf_aws_plugin)
 _runtime = Runtime(JobTracker())
 
 
-def use_tracker(tracker: JobTracker | None = None) -> JobTracker:
+def use_tracker(
+    tracker: JobTracker | None = None, *, clock: Callable[[], float] = time.monotonic
+) -> JobTracker:
     """Make both plugins use `tracker` (a fresh JobTracker by default) and return it.
 
     A fresh tracker is what a restarted sidecar has: tests use it for isolation and to simulate restarts.
-    Also re-arms the once-only warning about ListPipelineExecutionSteps.
+    `clock` (monotonic seconds) times each call's AWS budget (`executions.CALL_SECONDS`); tests give a
+    fake one. Also re-arms the once-only warning about ListPipelineExecutionSteps.
     """
     global _runtime
-    _runtime = Runtime(tracker if tracker is not None else JobTracker())
+    _runtime = Runtime(tracker if tracker is not None else JobTracker(), clock)
     return _runtime.tracker
 
 
 @sagemaker_plugin.handler
-def sagemaker_pipelines(task: Task, args: SageMakerArgs) -> Result:
-    """Run one call of a `sagemaker-pipelines` task (see `_run`); raises ArgumentError for bad arguments."""
-    problems = argument_problems(args)
-    if problems:
-        raise ArgumentError(f"invalid arguments for plugin {KEY!r}: " + "; ".join(problems))
-    return _run(task, args)
+def sagemaker_pipelines(task: Task, block: dict[str, Any]) -> Result:
+    """Run one call of a `sagemaker-pipelines` task (see `_run`); fails naming every bad argument."""
+
+    def run() -> Result:
+        args = parse(block, SageMakerArgs, plugin_key=KEY, checks=argument_problems)
+        return _run(task, args)
+
+    return _with_outputs(block.get("action", "execute"), run)
 
 
 @awf_aws_plugin.handler
-def awf_aws(task: Task, args: AwfAwsArgs) -> Result:
+def awf_aws(task: Task, block: dict[str, Any]) -> Result:
     """Run one call of an `awf-aws-plugin` task: convert it to `SageMakerArgs` and run that (`_run`).
 
-    Raises PermanentError for the services not supported yet and for unknown ones.
+    Fails naming every bad argument, and saying so for the services not supported yet.
     """
-    service = args.service or ("amazon_sagemaker_pipelines" if args.pipeline_name else "")
-    if service != "amazon_sagemaker_pipelines":
-        accepted = ", ".join(AWF_AWS_SERVICES)
-        if service in AWF_AWS_SERVICES:
+
+    def run() -> Result:
+        args = parse(block, AwfAwsArgs, plugin_key=AWF_AWS_KEY, checks=awf_problems)
+        service = unsupported_service(args)
+        if service:
             raise PermanentError(
                 f"{AWF_AWS_KEY}: service {service!r} is not supported yet by argoplug; only "
                 "amazon_sagemaker_pipelines is"
             )
-        if not service:
-            raise ArgumentError(
-                f"invalid arguments for plugin {AWF_AWS_KEY!r}: `pipeline_name` is required "
-                f"(or `service`, one of: {accepted})"
-            )
-        raise ArgumentError(
-            f"invalid arguments for plugin {AWF_AWS_KEY!r}: `service`: expected one of {accepted}, "
-            f"got {service!r}"
-        )
-    native = SageMakerArgs(
-        action=args.action,
-        pipeline=args.pipeline_name,
-        region=args.region_name,
-        account_id=args.account_id,
-        parameters=args.parameters,
-    )
-    problems = argument_problems(native, names={"pipeline": "pipeline_name", "region": "region_name"})
-    if problems:
-        raise ArgumentError(f"invalid arguments for plugin {AWF_AWS_KEY!r}: " + "; ".join(problems))
-    return _run(task, native)
+        return _run(task, native_args(args))
+
+    return _with_outputs(block.get("action"), run)
+
+
+def _with_outputs(action: Any, run: Callable[[], Result]) -> Result:
+    """Run `run`, giving a Failed or Error node without outputs every output of `action`, empty.
+
+    The final reply replaces the node's outputs: a consumer (`continueOn`) resolves them only if each is
+    there. An unknown `action` (an argument error) gets the outputs of every action.
+    """
+    empty = _EMPTY_OUTPUTS.get(action, _EMPTY_ANY) if isinstance(action, str) else _EMPTY_ANY
+    try:
+        return run()
+    except PermanentError as exc:  # ArgumentError too
+        if exc.outputs:
+            raise
+        raise type(exc)(exc.message, outputs=empty) from exc
+    except aws.AwsSetupError as exc:
+        # Infrastructure trouble, an Error node as the server would make it, but with the outputs.
+        log.warning("AWS is not set up for the sidecar: %s", exc)
+        return Result(Phase.ERROR, f"{type(exc).__name__}: {exc}", outputs=empty)
 
 
 def _run(task: Task, args: SageMakerArgs) -> Result:
@@ -127,39 +152,39 @@ def _run(task: Task, args: SageMakerArgs) -> Result:
 
     Execute and stop report `pipeline-arn`, `execution-arn`, `execution-status`, `failure-reason` and
     `steps` (JSON list of {name, status, failure_reason} from ListPipelineExecutionSteps; `[]` when that
-    call fails). Raises TemporaryError (throttling, 5xx, connection trouble), PermanentError (access
-    denied, validation, missing pipeline, another account: Failed with AWS's message) and
-    `aws.AwsSetupError` (no credentials or region: an Error node).
+    call fails). A call spends at most `executions.CALL_SECONDS` on AWS. Raises TemporaryError
+    (throttling, 5xx, connection trouble), PermanentError (access denied, validation, missing pipeline,
+    another account: Failed with AWS's message) and `aws.AwsSetupError` (no credentials or region).
     """
+    runtime = _runtime
+    budget = Budget(runtime.clock)
     target = Target.of(task, args)
-    empty = _EMPTY_VALIDATE if args.action == "validate" else EMPTY_EXECUTION
-    try:
-        with aws.translated_errors():
-            _check_account(args, target)
-            if args.action == "validate":
-                return _validate(args, target)
-            runtime = _runtime
-            job: ExecutionJob | StopJob
-            if args.action == "stop":
-                job = StopJob(target, runtime, args.execution_arn)
-            else:
-                job = ExecutionJob(target, runtime, args, task)
-            return runtime.tracker.run(task.key, job, max_delay=poll_seconds(args.poll))
-    except PermanentError as exc:
-        if exc.outputs:
-            raise
-        # The final reply replaces the node's outputs: carry every name, empty, so references resolve.
-        raise type(exc)(exc.message, outputs=empty) from exc
+    with aws.translated_errors():
+        _check_account(args, target)
+        if args.action == "validate":
+            return _validate(args, target)
+        job: ExecutionJob | StopJob
+        if args.action == "stop":
+            job = StopJob(target, runtime, args.execution_arn, budget)
+        else:
+            job = ExecutionJob(target, runtime, args, task, budget)
+        return runtime.tracker.run(task.key, job, max_delay=poll_seconds(args.poll))
 
 
 _EMPTY_VALIDATE: Mapping[str, str] = {"pipeline-arn": "", "pipeline-status": ""}
+_EMPTY_OUTPUTS: Mapping[Any, Mapping[str, Any]] = {
+    "validate": _EMPTY_VALIDATE,
+    "execute": EMPTY_EXECUTION,
+    "stop": EMPTY_EXECUTION,
+}
+_EMPTY_ANY: Mapping[str, Any] = {**_EMPTY_VALIDATE, **EMPTY_EXECUTION}
 
 
 def _check_account(args: SageMakerArgs, target: Target) -> None:
     """Raise PermanentError when the pipeline (or the caller) is not in `account_id`."""
     if args.account_id == "":
         return
-    expected = normalized_account(args.account_id)
+    expected = aws.account_id(args.account_id)
     subject = args.execution_arn if args.action == "stop" else args.pipeline
     arn = PIPELINE_ARN.match(subject)
     if arn is not None:
