@@ -1,4 +1,4 @@
-"""Fixtures of the local agent's tests: live argoplug servers and scripted misbehaving ones."""
+"""Fixtures of the local agent's tests: scripted misbehaving servers (live ones: argoplug's `live_server`)."""
 
 from __future__ import annotations
 
@@ -7,25 +7,7 @@ from typing import Any
 
 import pytest
 
-from argoplug import Plugin
-from argoplug.testing import LiveServer
-
 from .helpers import Reply, ScriptedPlugin
-
-
-@pytest.fixture
-def live() -> Iterator[Callable[..., LiveServer]]:
-    """A factory: `live([plugin, ...])` starts an argoplug server in-process, stopped after the test."""
-    servers: list[LiveServer] = []
-
-    def start(plugins: Sequence[Plugin[Any]]) -> LiveServer:
-        server = LiveServer(list(plugins)).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 @pytest.fixture

@@ -64,8 +64,8 @@ def test_the_request_carries_the_token_content_type_and_the_body(scripted):
     ]
 
 
-def test_our_own_server_executes_its_template_and_answers_empty_for_others(live):
-    server = live([echo])
+def test_our_own_server_executes_its_template_and_answers_empty_for_others(live_server):
+    server = live_server([echo])
     update, _ = execute(
         [PluginEndpoint(server.url, server.token)], make_request({"echo": {"greeting": "hi"}})
     )
@@ -283,8 +283,8 @@ def test_outputs_of_a_reply_replace_the_earlier_ones_and_values_become_strings(s
     assert outputs.result == "r"
 
 
-def test_requeue_against_our_own_server_polls_until_done(live):
-    server = live([poll])
+def test_requeue_against_our_own_server_polls_until_done(live_server):
+    server = live_server([poll])
     request = make_request({"poll": {"polls": 3}}, uid="requeue-test")
     updates, sleep = follow([PluginEndpoint(server.url, server.token)], request)
     assert [u.phase for u in updates] == ["Running", "Running", "Succeeded"]

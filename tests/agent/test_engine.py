@@ -50,7 +50,7 @@ def by_name(status: WorkflowStatus) -> dict[str, Node]:
     return {node.name: node for node in status.nodes.values()}
 
 
-def test_step_groups_run_in_order_and_their_steps_in_parallel(live, tmp_path):
+def test_step_groups_run_in_order_and_their_steps_in_parallel(live_server, tmp_path):
     barrier = threading.Barrier(2, timeout=5)
     gate = Plugin("gate")
 
@@ -75,7 +75,7 @@ def test_step_groups_run_in_order_and_their_steps_in_parallel(live, tmp_path):
         + SAY,
         tmp_path=tmp_path,
     )
-    status = run_engine(workflow, [endpoint(live([gate, echo]))])
+    status = run_engine(workflow, [endpoint(live_server([gate, echo]))])
     nodes = by_name(status)
     assert status.phase == NodePhase.SUCCEEDED
     assert nodes["wf[0].left"].phase == nodes["wf[0].right"].phase == NodePhase.SUCCEEDED
@@ -87,7 +87,7 @@ def test_step_groups_run_in_order_and_their_steps_in_parallel(live, tmp_path):
     ]
 
 
-def test_outputs_of_steps_become_inputs_of_later_steps_and_p_overrides(live, tmp_path):
+def test_outputs_of_steps_become_inputs_of_later_steps_and_p_overrides(live_server, tmp_path):
     workflow = workflow_from(
         HEAD
         + """\
@@ -107,7 +107,7 @@ def test_outputs_of_steps_become_inputs_of_later_steps_and_p_overrides(live, tmp
         parameters={"who": "there"},
         tmp_path=tmp_path,
     )
-    status = run_engine(workflow, [endpoint(live([echo]))])
+    status = run_engine(workflow, [endpoint(live_server([echo]))])
     b = by_name(status)["wf[1].b"]
     assert b.inputs == {"text": "hi there!"}
     assert b.outputs is not None and b.outputs.parameters[0].value == "hi there!"
@@ -137,8 +137,8 @@ DIAMOND = (
 )
 
 
-def test_a_dag_runs_tasks_when_their_dependencies_succeeded(live, tmp_path):
-    status = run_engine(workflow_from(DIAMOND, tmp_path=tmp_path), [endpoint(live([echo]))])
+def test_a_dag_runs_tasks_when_their_dependencies_succeeded(live_server, tmp_path):
+    status = run_engine(workflow_from(DIAMOND, tmp_path=tmp_path), [endpoint(live_server([echo]))])
     nodes = by_name(status)
     assert status.phase == NodePhase.SUCCEEDED
     a, b, c, d = (nodes[f"wf.{t}"] for t in "ABCD")
@@ -148,7 +148,7 @@ def test_a_dag_runs_tasks_when_their_dependencies_succeeded(live, tmp_path):
     assert {n.boundary_id for n in (a, b, c, d)} == {nodes["wf"].id}
 
 
-def test_a_failed_dependency_omits_its_dependents_and_fails_the_dag(live, tmp_path):
+def test_a_failed_dependency_omits_its_dependents_and_fails_the_dag(live_server, tmp_path):
     text = DIAMOND.replace(
         "- {name: A, template: say, arguments: {parameters: [{name: text, value: a}]}}",
         "- {name: A, template: boom}\n"
@@ -157,7 +157,7 @@ def test_a_failed_dependency_omits_its_dependents_and_fails_the_dag(live, tmp_pa
     text += "    - name: boom\n      plugin: {fail: {message: it broke}}\n"
     from .agent_test_plugins import fail
 
-    status = run_engine(workflow_from(text, tmp_path=tmp_path), [endpoint(live([echo, fail]))])
+    status = run_engine(workflow_from(text, tmp_path=tmp_path), [endpoint(live_server([echo, fail]))])
     nodes = by_name(status)
     assert (nodes["wf.A"].phase, nodes["wf.A"].message) == (NodePhase.FAILED, "it broke")
     for name in ("wf.B", "wf.C", "wf.D"):
@@ -170,7 +170,7 @@ def test_a_failed_dependency_omits_its_dependents_and_fails_the_dag(live, tmp_pa
     assert status.phase == NodePhase.FAILED
 
 
-def test_a_failed_step_fails_its_group_and_stops_the_steps(live, tmp_path):
+def test_a_failed_step_fails_its_group_and_stops_the_steps(live_server, tmp_path):
     from .agent_test_plugins import fail
 
     workflow = workflow_from(
@@ -189,7 +189,7 @@ def test_a_failed_step_fails_its_group_and_stops_the_steps(live, tmp_path):
         + SAY,
         tmp_path=tmp_path,
     )
-    status = run_engine(workflow, [endpoint(live([echo, fail]))])
+    status = run_engine(workflow, [endpoint(live_server([echo, fail]))])
     nodes = by_name(status)
     bad_id = nodes["wf[0].bad"].id
     assert nodes["wf[0].ok"].phase == NodePhase.SUCCEEDED
@@ -198,7 +198,7 @@ def test_a_failed_step_fails_its_group_and_stops_the_steps(live, tmp_path):
     assert "wf[1].never" not in nodes and "wf[1]" not in nodes
 
 
-def test_a_container_template_ends_as_error_and_fails_the_steps(live, tmp_path):
+def test_a_container_template_ends_as_error_and_fails_the_steps(live_server, tmp_path):
     workflow = workflow_from(
         HEAD
         + """\
@@ -214,7 +214,7 @@ def test_a_container_template_ends_as_error_and_fails_the_steps(live, tmp_path):
         + SAY,
         tmp_path=tmp_path,
     )
-    status = run_engine(workflow, [endpoint(live([echo]))])
+    status = run_engine(workflow, [endpoint(live_server([echo]))])
     pod = by_name(status)["wf[0].pod"]
     assert pod.type == NodeType.POD and pod.phase == NodePhase.ERROR
     assert "argoplug's local agent cannot run container templates (template 'whalesay')" in pod.message
@@ -222,7 +222,7 @@ def test_a_container_template_ends_as_error_and_fails_the_steps(live, tmp_path):
     assert status.phase == NodePhase.FAILED
 
 
-def test_the_sagemaker_example_resolves_and_sends_what_argo_sends(live):
+def test_the_sagemaker_example_resolves_and_sends_what_argo_sends(live_server):
     aws = Plugin("awf-aws-plugin")
     seen: list[Task] = []
 
@@ -239,7 +239,7 @@ def test_the_sagemaker_example_resolves_and_sends_what_argo_sends(live):
         load_documents([EXAMPLES / "workflow.yaml", EXAMPLES / "workflow-template.yaml"])
     )
     check(workflow)
-    status = run_engine(workflow, [endpoint(live([aws]))])
+    status = run_engine(workflow, [endpoint(live_server([aws]))])
     assert status.phase == NodePhase.SUCCEEDED
     assert [t.template.name for t in seen] == ["validate_pipeline", "execute_pipeline"]
     assert seen[0].template.plugin == {
@@ -294,19 +294,19 @@ def test_the_request_is_the_substituted_template(scripted, tmp_path):
     assert template["outputs"] == {} and template["metadata"] == {}
 
 
-def test_requeue_is_honoured_without_waiting(live, tmp_path):
+def test_requeue_is_honoured_without_waiting(live_server, tmp_path):
     workflow = workflow_from(
         HEAD + "  entrypoint: main\n  templates:\n    - name: main\n      plugin: {poll: {polls: 3}}\n",
         tmp_path=tmp_path,
     )
     sleep = FakeSleep()
-    status = run_engine(workflow, [endpoint(live([poll]))], sleep=sleep)
+    status = run_engine(workflow, [endpoint(live_server([poll]))], sleep=sleep)
     root = by_name(status)["wf"]
     assert (root.phase, root.message) == (NodePhase.SUCCEEDED, "done after 3 calls")
     assert sleep.delays == [30.0, 30.0]
 
 
-def test_a_404_disables_the_plugin_for_later_tasks(live, scripted, tmp_path):
+def test_a_404_disables_the_plugin_for_later_tasks(live_server, scripted, tmp_path):
     missing = scripted([(404, "no such route")])
     workflow = workflow_from(
         HEAD
@@ -322,28 +322,28 @@ def test_a_404_disables_the_plugin_for_later_tasks(live, scripted, tmp_path):
         + SAY,
         tmp_path=tmp_path,
     )
-    status = run_engine(workflow, [missing.endpoint(), endpoint(live([echo]))])
+    status = run_engine(workflow, [missing.endpoint(), endpoint(live_server([echo]))])
     assert status.phase == NodePhase.SUCCEEDED
     assert len(missing.requests) == 1
 
 
-def test_no_plugin_taking_the_template_fails_the_node(live, tmp_path):
+def test_no_plugin_taking_the_template_fails_the_node(live_server, tmp_path):
     workflow = workflow_from(
         HEAD + "  entrypoint: main\n  templates:\n    - name: main\n      plugin: {nobody: {}}\n",
         tmp_path=tmp_path,
     )
-    status = run_engine(workflow, [endpoint(live([echo]))])
+    status = run_engine(workflow, [endpoint(live_server([echo]))])
     assert (status.phase, status.message) == (NodePhase.FAILED, "no plugin executed the template")
 
 
-def test_an_input_not_supplied_errors_the_node(live, tmp_path):
+def test_an_input_not_supplied_errors_the_node(live_server, tmp_path):
     workflow = workflow_from(
         HEAD
         + "  entrypoint: main\n  templates:\n    - name: main\n      steps: [[{name: s, template: say}]]\n"
         + SAY,
         tmp_path=tmp_path,
     )
-    status = run_engine(workflow, [endpoint(live([echo]))])
+    status = run_engine(workflow, [endpoint(live_server([echo]))])
     node = by_name(status)["wf[0].s"]
     assert (node.phase, node.message) == (NodePhase.ERROR, "inputs.parameters.text was not supplied")
     assert status.phase == NodePhase.FAILED
@@ -407,7 +407,7 @@ def test_a_failure_sent_with_a_requeue_is_kept_and_the_report_warns(scripted, tm
     assert row.endswith(f"boom [warning: {warning}]")
 
 
-def test_nested_templates_pass_outputs_up(live, tmp_path):
+def test_nested_templates_pass_outputs_up(live_server, tmp_path):
     workflow = workflow_from(
         HEAD
         + """\
@@ -428,7 +428,7 @@ def test_nested_templates_pass_outputs_up(live, tmp_path):
         + SAY,
         tmp_path=tmp_path,
     )
-    status = run_engine(workflow, [endpoint(live([echo]))])
+    status = run_engine(workflow, [endpoint(live_server([echo]))])
     assert status.phase == NodePhase.SUCCEEDED
     assert by_name(status)["wf[1].use"].inputs == {"text": "deep"}
 
@@ -445,7 +445,7 @@ QUIET = """\
 """
 
 
-def test_an_output_the_plugin_did_not_return_errors_the_step_that_needs_it(live, tmp_path):
+def test_an_output_the_plugin_did_not_return_errors_the_step_that_needs_it(live_server, tmp_path):
     workflow = workflow_from(
         HEAD
         + """\
@@ -463,7 +463,7 @@ def test_an_output_the_plugin_did_not_return_errors_the_step_that_needs_it(live,
         + SAY,
         tmp_path=tmp_path,
     )
-    status = run_engine(workflow, [endpoint(live([echo]))])
+    status = run_engine(workflow, [endpoint(live_server([echo]))])
     nodes = by_name(status)
     problem = "failed to resolve {{steps.a.outputs.parameters.x}}"
     assert (nodes["wf[1].b"].phase, nodes["wf[1].b"].message) == (NodePhase.ERROR, problem)
@@ -472,7 +472,7 @@ def test_an_output_the_plugin_did_not_return_errors_the_step_that_needs_it(live,
     assert "wf[2].c" not in nodes
 
 
-def test_an_output_the_plugin_did_not_return_errors_the_task_that_needs_it(live, tmp_path):
+def test_an_output_the_plugin_did_not_return_errors_the_task_that_needs_it(live_server, tmp_path):
     workflow = workflow_from(
         HEAD
         + """\
@@ -492,7 +492,7 @@ def test_an_output_the_plugin_did_not_return_errors_the_task_that_needs_it(live,
         + SAY,
         tmp_path=tmp_path,
     )
-    status = run_engine(workflow, [endpoint(live([echo]))])
+    status = run_engine(workflow, [endpoint(live_server([echo]))])
     nodes = by_name(status)
     assert (nodes["wf.b"].phase, nodes["wf.b"].message) == (
         NodePhase.ERROR,
