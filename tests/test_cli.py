@@ -145,3 +145,24 @@ def test_serve_with_an_unknown_plugin_says_what_is_installed() -> None:
     assert done.returncode == 2
     assert "no plugin named 'no-such-plugin' is installed" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_in_process_server_leaves_the_test_process_collector_alone() -> None:
+    import gc
+
+    from argoplug.testing import LiveServer
+    from sample_plugins import greet
+
+    before = gc.get_threshold(), gc.get_freeze_count()
+    with LiveServer([greet]) as live:
+        assert live.execute({"greet": {"name": "gc"}})["node"]["phase"] == "Succeeded"
+        assert (gc.get_threshold(), gc.get_freeze_count()) == before
+
+
+def test_a_sidecar_freezes_start_up_objects_and_collects_less_often(tmp_path: Path) -> None:
+    pythonpath = f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    with Sidecar(["sample_plugins:collector"], env={"PYTHONPATH": pythonpath}, workdir=tmp_path) as sidecar:
+        reply = sidecar.post(make_request({"collector": {}})).json()
+    values = {p["name"]: int(p["value"]) for p in reply["node"]["outputs"]["parameters"]}
+    assert values["threshold"] == 10_000
+    assert values["frozen"] > 10_000  # the imports, the plugins and the app

@@ -61,8 +61,8 @@ class LiveServer:
     """An argoplug server for `plugins` in a background thread, on a free loopback port.
 
     A fresh token file is written to a temporary folder; `url`, `token` and `token_file` say where.
-    `settings` may change anything but the token file. Use it as a context manager; `start` waits
-    (up to 10 s) until the server answers.
+    `settings` may change anything but the token file and `tune_gc` (off: this process is not a
+    sidecar). Use it as a context manager; `start` waits (up to 10 s) until the server answers.
     """
 
     def __init__(self, plugins: Sequence[Plugin[Any]], *, settings: ServerSettings | None = None) -> None:
@@ -74,7 +74,10 @@ class LiveServer:
         self.token_file = Path(self._tmp.name) / "token"
         self.token_file.write_text(self.token)
         self.token_file.chmod(0o440)
-        settings = msgspec.structs.replace(settings or ServerSettings(), token_file=str(self.token_file))
+        # In-process: the test process's garbage collector is not the server's to tune.
+        settings = msgspec.structs.replace(
+            settings or ServerSettings(), token_file=str(self.token_file), tune_gc=False
+        )
         self.app = create_app(plugins, settings)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
