@@ -253,7 +253,8 @@ class _PluginServer:
         )
         asyncio.get_running_loop().set_default_executor(pool)
         if self.settings.tune_gc:
-            _tune_gc()
+            # Just after the server listens: the agent must get its first answer fast (CONTRACT §3.7).
+            asyncio.get_running_loop().call_later(_GC_TUNE_DELAY, _tune_gc)
         log.info("serving plugin keys %s", ", ".join(sorted(self.plugins)) or "(none)")
         try:
             yield
@@ -265,6 +266,7 @@ class _PluginServer:
 # gen-0 threshold: Python's default of 700 allocations makes a sidecar under load run full collections
 # several times a second, each pausing every call for tens of ms (bench/README.md: p99 33 ms → 4 ms).
 _GC_THRESHOLD = (10_000, 10, 10)
+_GC_TUNE_DELAY = 0.5  # seconds after start-up
 
 
 def _tune_gc() -> None:
