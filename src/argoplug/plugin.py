@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import hashlib
 import inspect
 import logging
@@ -245,23 +244,43 @@ class Plugin(Generic[ArgsT]):
         Raises what the handler raises (but SystemExit and KeyboardInterrupt, which become an Error
         result); ArgumentError for bad arguments; RuntimeError without a handler.
         """
+        return await self.start(task)
+
+    def start(self, task: Task) -> asyncio.Future[Result]:
+        """Start `call(task)` and return its future, without a task in between for sync handlers.
+
+        The server uses it to wait for a handler with a deadline. Must be called on the event loop.
+        Raises ArgumentError for bad arguments and RuntimeError without a handler, at once.
+        """
         if self._handler is None:
             raise RuntimeError(
                 f"plugin {self.key!r} has no handler: decorate a function with @plugin.handler"
             )
         args = self.parse_args(task.template.plugin.get(self.key))
+        if self._is_async:
+            return asyncio.ensure_future(self._run_async(task, args))
+        return asyncio.get_running_loop().run_in_executor(None, self._run_sync, task, args)
+
+    def _run_sync(self, task: Task, args: Any) -> Result:
         try:
-            if self._is_async:
-                result = await self._handler(task, args)  # type: ignore[misc]
-            else:
-                result = await asyncio.get_running_loop().run_in_executor(
-                    None, functools.partial(self._handler, task, args)
-                )
+            return self._checked(self._handler(task, args))  # type: ignore[misc]
         except (SystemExit, KeyboardInterrupt) as exc:
-            # Out of an asyncio task these would stop the whole server: one handler's exit is an Error node.
-            log.error("handler of plugin %r exited", self.key, exc_info=exc)
-            text = str(exc)
-            return Result(Phase.ERROR, f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+            return self._exited(exc)
+
+    async def _run_async(self, task: Task, args: Any) -> Result:
+        try:
+            return self._checked(await self._handler(task, args))  # type: ignore[misc]
+        except (SystemExit, KeyboardInterrupt) as exc:
+            return self._exited(exc)
+
+    def _exited(self, exc: BaseException) -> Result:
+        # Out of an asyncio task or future these would stop the whole server: one handler's exit is
+        # its node's Error.
+        log.error("handler of plugin %r exited", self.key, exc_info=exc)
+        text = str(exc)
+        return Result(Phase.ERROR, f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+
+    def _checked(self, result: Any) -> Result:
         if not isinstance(result, Result):
             raise TypeError(
                 f"handler of plugin {self.key!r} returned {type(result).__name__}, expected argoplug.Result"

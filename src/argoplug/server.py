@@ -187,13 +187,17 @@ class _PluginServer:
         ident = (plugin.key, task.key)
         self._forget_old_calls()
         entry = self._late.pop(ident, None)
-        if entry is None:
-            entry = _Call(asyncio.ensure_future(plugin.call(task)))
         try:
-            result: Result | BaseException = await asyncio.wait_for(
-                asyncio.shield(entry.future), self.settings.handler_deadline
-            )
-        except TimeoutError:
+            if entry is None:
+                entry = _Call(plugin.start(task))
+            await _wait(entry.future, self.settings.handler_deadline)
+        except asyncio.CancelledError:
+            if entry is not None:  # the caller went away: the task's next call takes the result
+                self._late.setdefault(ident, entry)
+            raise
+        except Exception as exc:  # bad arguments: raised before the handler runs
+            return exc
+        if not entry.future.done():
             # The handler goes on; answer before the agent's 30 s client timeout. The task's next call
             # (after the requeue) takes it over, so its result is neither lost nor computed twice: a job
             # tracker that saw a failure would otherwise start the next attempt, the failure never told.
@@ -202,13 +206,14 @@ class _PluginServer:
                 f"handler still running after {self.settings.handler_deadline:g}s",
                 requeue=self.settings.deadline_requeue,
             )
+        try:
+            return entry.future.result()
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # a handler's error is a Failed/Error node, never a 500
             if not isinstance(exc, (PermanentError, TemporaryError)):
                 log.error("handler of plugin %r raised", plugin.key, exc_info=exc)
-            result = exc
-        return result
+            return exc
 
     def _forget_old_calls(self) -> None:
         """Drop late results nobody came back for (the workflow was stopped, the task deleted)."""
@@ -222,23 +227,24 @@ class _PluginServer:
     def _reply(
         self, node: NodeResult, requeue: str | None, key: str, task: Task | None, started: float
     ) -> Response:
-        elapsed = time.perf_counter() - started
-        log.info(
-            "template.execute",
-            extra={
-                "workflow": task.workflow_name if task else None,
-                "namespace": task.namespace if task else None,
-                "template": task.template.name if task else None,
-                "plugin_key": key,
-                "phase": node.phase.value,
-                "requeue": requeue,
-                "duration_ms": round(elapsed * 1000, 2),
-                "node_message": node.message,
-            },
-        )
-        return Response(
+        response = Response(
             _reply_encoder.encode(ExecuteTemplateReply(node=node, requeue=requeue)), media_type=_JSON
         )
+        if log.isEnabledFor(logging.INFO):  # the extras cost microseconds on every call
+            log.info(
+                "template.execute",
+                extra={
+                    "workflow": task.workflow_name if task else None,
+                    "namespace": task.namespace if task else None,
+                    "template": task.template.name if task else None,
+                    "plugin_key": key,
+                    "phase": node.phase.value,
+                    "requeue": requeue,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "node_message": node.message,
+                },
+            )
+        return response
 
     async def healthz(self, request: Request) -> Response:
         return Response(
@@ -278,6 +284,30 @@ def _tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*_GC_THRESHOLD)
+
+
+async def _wait(future: asyncio.Future[Any], timeout: float) -> None:
+    """Wait until `future` is done or `timeout` seconds passed, whichever comes first; never cancel it.
+
+    One timer and one callback: `asyncio.wait_for(asyncio.shield(...))` costs a task and two futures more
+    on every call (bench/README.md).
+    """
+    if future.done():
+        return
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    timer = loop.call_later(timeout, wake)
+    future.add_done_callback(wake)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        future.remove_done_callback(wake)
 
 
 class _Call:
