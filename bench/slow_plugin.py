@@ -4,14 +4,17 @@ Blocking on purpose (it stands for a slow SDK call); a real handler would answer
 """
 
 import time
+from typing import Any
 
 from argoplug import Plugin, Result, Task
 
-plugin = Plugin("slow", description="Blocks for `seconds`: the benchmark's concurrency probe")
+plugin: Plugin[dict[str, Any]] = Plugin(
+    "slow", description="Blocks for `seconds`: the benchmark's concurrency probe"
+)
 
 
 @plugin.handler
-def slow(task: Task, args: dict) -> Result:
+def slow(task: Task, args: dict[str, Any]) -> Result:
     seconds = min(float(args.get("seconds", 0)), 10.0)
     if seconds > 0:
         time.sleep(seconds)
