@@ -533,8 +533,8 @@ def heavy_modules(plugins: Sequence[str]) -> dict[str, Any]:
         "    print(json.dumps({'keys': sorted(p.key for p in plugins), 'modules': len(sys.modules),\n"
         f"                      'imported': [m for m in {HEAVY!r} if m in sys.modules]}}))\n"
         "server.serve = report\n"
-        "from argoplug.cli import app\n"
-        f"app(['serve', *{args!r}], standalone_mode=False)\n"
+        "from argoplug.console import serve\n"
+        f"serve({args!r})\n"
     )
     env = {**os.environ, "PYTHONPATH": str(BENCH) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(

@@ -171,3 +171,33 @@ def test_a_sidecar_freezes_start_up_objects_and_collects_less_often(tmp_path: Pa
             time.sleep(0.05)
     assert values["threshold"] == 10_000
     assert values["frozen"] > 10_000  # the imports, the plugins and the app
+
+
+def test_serve_imports_neither_typer_nor_pydantic() -> None:
+    """typer and its pydantic cost every sidecar ~50 ms of start-up and ~8 MiB (bench/README.md)."""
+    code = (
+        "import sys\n"
+        "sys.argv = ['argoplug', 'serve', '--plugin', 'no-such-plugin']\n"
+        "from argoplug.console import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    print(exc.code, sorted(m for m in ('typer', 'pydantic', 'rich', 'click') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split("\n")[0] == "2 []", done.stdout + done.stderr
+
+
+def test_serve_help_and_the_typer_passthrough_show_the_same_options() -> None:
+    direct = subprocess.run(
+        [sys.executable, "-m", "argoplug", "serve", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert direct.returncode == 0
+    for option in ("--plugin", "--host", "--port", "--token-file", "--log-format", "--handler-deadline"):
+        assert option in direct.stdout
+    from typer.testing import CliRunner
+
+    from argoplug.cli import app
+
+    passed_on = CliRunner().invoke(app, ["serve", "--port", "not-a-port"])
+    assert passed_on.exit_code == 2

@@ -1,5 +1,5 @@
 """`python -m argoplug`: the CLI."""
 
-from argoplug.cli import main
+from argoplug.console import main
 
 main()

@@ -1,6 +1,7 @@
-"""The `argoplug` command line: serve, run, call.
+"""The `argoplug` command line (typer): run, call, and `serve` passed on to `argoplug.console`.
 
-Heavy imports live inside each command so that `argoplug serve` starts in a fraction of a second.
+`argoplug.console.main` is the entry point; it serves without importing this module. Heavy imports live
+inside each command.
 """
 
 from __future__ import annotations
@@ -24,40 +25,14 @@ app = typer.Typer(
 app.command("run")(run_command)
 
 
-@app.command()
-def serve(
-    plugin: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--plugin", "-P", help="Plugin to serve: an installed name or module:attr. Default: all."
-        ),
-    ] = None,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[
-        int, typer.Option(help="Port to listen on (the sidecar's containerPort).")
-    ] = DEFAULT_PORT,
-    token_file: Annotated[
-        str, typer.Option(help="File holding the agent's token (CONTRACT §4).")
-    ] = DEFAULT_TOKEN_FILE,
-    log_format: Annotated[str, typer.Option(help="json, text, or auto (text on a terminal).")] = "auto",
-    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
-    handler_deadline: Annotated[
-        float, typer.Option(help="Seconds after which a still-running handler is answered Running + requeue.")
-    ] = 20.0,
-) -> None:
-    """Serve executor plugins on POST /api/v1/template.execute, as an Argo agent's sidecar."""
-    from argoplug.registry import PluginLoadError, load_plugins
-    from argoplug.server import ServerSettings, configure_logging
-    from argoplug.server import serve as run_server
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False
+)
+def serve(ctx: typer.Context) -> None:
+    """Serve executor plugins as an Argo agent's sidecar (options: argoplug serve --help)."""
+    from argoplug.console import serve as serve_command
 
-    try:
-        configure_logging(log_format, log_level)
-        plugins = load_plugins(plugin or ())
-        settings = ServerSettings(token_file=token_file, handler_deadline=handler_deadline)
-    except (PluginLoadError, ValueError) as exc:
-        typer.echo(f"argoplug serve: {exc}", err=True)
-        raise typer.Exit(2) from None
-    run_server(plugins, host=host, port=port, settings=settings)
+    raise typer.Exit(serve_command(ctx.args))
 
 
 @app.command()
@@ -117,8 +92,3 @@ def call(
         console.print(repr(response.text))
     if response.status_code != 200:
         raise typer.Exit(1)
-
-
-def main() -> None:
-    """Run the CLI."""
-    app()

@@ -1,0 +1,87 @@
+"""The `argoplug` console entry point: `serve` parsed without typer, every other command through typer.
+
+A sidecar must answer fast after its start and stay small: typer (and the pydantic it brings) would cost
+about 50 ms and 8 MiB of every sidecar (bench/README.md), so `argoplug serve` never imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from argoplug.protocol import DEFAULT_PORT, DEFAULT_TOKEN_FILE
+
+__all__ = ["main", "serve"]
+
+
+def main() -> None:
+    """Run the `argoplug` command line."""
+    if sys.argv[1:2] == ["serve"]:
+        raise SystemExit(serve(sys.argv[2:]))
+    from argoplug.cli import app
+
+    app()
+
+
+def _serve_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="argoplug serve",
+        description="Serve executor plugins on POST /api/v1/template.execute, as an Argo agent's sidecar.",
+    )
+    parser.add_argument(
+        "--plugin",
+        "-P",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="plugin to serve: an installed name or module:attr (repeatable; default: all installed)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="the sidecar's containerPort (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--token-file", default=DEFAULT_TOKEN_FILE, help="the agent's token (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("json", "text", "auto"),
+        default="auto",
+        help="json lines, text, or auto: text on a terminal (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--handler-deadline",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="answer a handler still running after this Running + requeue (default: %(default)s)",
+    )
+    return parser
+
+
+def serve(argv: Sequence[str]) -> int:
+    """Parse `argoplug serve` options from `argv` and serve until SIGTERM; return the exit status.
+
+    2 for bad options, an unknown plugin or two plugins claiming one key (the message says which).
+    """
+    options = _serve_parser().parse_args(list(argv))
+    from argoplug.registry import PluginLoadError, load_plugins
+    from argoplug.server import ServerSettings, configure_logging
+    from argoplug.server import serve as run_server
+
+    try:
+        configure_logging(options.log_format, options.log_level)
+        plugins = load_plugins(options.plugin)
+        settings = ServerSettings(token_file=options.token_file, handler_deadline=options.handler_deadline)
+    except (PluginLoadError, ValueError) as exc:
+        print(f"argoplug serve: {exc}", file=sys.stderr)
+        return 2
+    run_server(plugins, host=options.host, port=options.port, settings=settings)
+    return 0
