@@ -36,6 +36,35 @@ def serve(ctx: typer.Context) -> None:
 
 
 @app.command()
+def plugins() -> None:
+    """List the installed plugins: name, plugin keys, package and version, description."""
+    import re
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from argoplug.registry import describe_installed
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("NAME", "PLUGIN KEYS", "PACKAGE", "DESCRIPTION"):
+        table.add_column(column, overflow="fold")
+    broken = False
+    for entry in describe_installed():
+        if entry.error:
+            broken = True
+            table.add_row(
+                entry.name, "-", f"{entry.package} {entry.version}", f"[red]cannot load: {entry.error}[/]"
+            )
+            continue
+        keys = ", ".join(p.key for p in entry.plugins)
+        first = next((p.description for p in entry.plugins if p.description), "")
+        table.add_row(entry.name, keys, f"{entry.package} {entry.version}", re.split(r"[.:]\s", first)[0])
+    Console().print(table)
+    if broken:
+        raise typer.Exit(1)
+
+
+@app.command()
 def call(
     request_file: Annotated[
         Path, typer.Argument(help="The request body (JSON or YAML), as the agent sends it.")

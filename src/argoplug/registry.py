@@ -5,6 +5,7 @@ The CLI and the test kit call `load_plugins`; a ready plugin registers itself ex
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.metadata
 from collections.abc import Iterable, Sequence
@@ -12,7 +13,14 @@ from typing import Any
 
 from argoplug.plugin import Plugin
 
-__all__ = ["ENTRY_POINT_GROUP", "PluginLoadError", "load_plugins", "plugins_of"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "InstalledPlugin",
+    "PluginLoadError",
+    "describe_installed",
+    "load_plugins",
+    "plugins_of",
+]
 
 ENTRY_POINT_GROUP = "argoplug.plugins"
 
@@ -89,3 +97,32 @@ def load_plugins(names: Sequence[str] = ()) -> list[Plugin[Any]]:
         owners[plugin.key] = owner
     unique: dict[int, Plugin[Any]] = {id(p): p for _, p in loaded}
     return list(unique.values())
+
+
+@dataclasses.dataclass(frozen=True)
+class InstalledPlugin:
+    """One installed entry point of group `argoplug.plugins`: what `argoplug plugins` lists.
+
+    `plugins` holds the loaded Plugin objects (empty when loading failed; `error` then says why).
+    """
+
+    name: str
+    package: str
+    version: str
+    plugins: tuple[Plugin[Any], ...] = ()
+    error: str = ""
+
+
+def describe_installed() -> list[InstalledPlugin]:
+    """Load every installed plugin entry point and describe it, by name; a failing one is described too."""
+    found: list[InstalledPlugin] = []
+    for name, ep in sorted(installed().items()):
+        package = ep.dist.name if ep.dist else ep.value
+        version = ep.dist.version if ep.dist else ""
+        try:
+            plugins = tuple(plugins_of(ep.load(), f"entry point {name!r}"))
+        except Exception as exc:  # a broken package must not hide the others
+            found.append(InstalledPlugin(name, package, version, error=f"{type(exc).__name__}: {exc}"))
+            continue
+        found.append(InstalledPlugin(name, package, version, plugins))
+    return found

@@ -1,0 +1,93 @@
+"""Finding plugins: installed entry points (group `argoplug.plugins`), `module:attr` paths, conflicts."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from argoplug import Plugin, registry
+from argoplug.registry import PluginLoadError, describe_installed, load_plugins
+
+TESTS = Path(__file__).parent
+
+
+@pytest.fixture
+def on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(TESTS))
+
+
+def test_the_ready_plugin_is_installed_like_any_other() -> None:
+    keys = {p.key for p in load_plugins(["sagemaker-pipelines"])}
+    assert keys == {"sagemaker-pipelines", "awf-aws-plugin"}
+    assert {p.key for p in load_plugins()} >= keys
+
+
+def test_a_module_attr_path_loads_a_plugin(on_path: None) -> None:
+    [greet] = load_plugins(["sample_plugins:greet"])
+    assert greet.key == "greet"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("nope", "no plugin named 'nope' is installed (installed: sagemaker-pipelines"),
+        ("no_such_module:x", "cannot import plugin module 'no_such_module'"),
+        ("sample_plugins:missing", "'sample_plugins' has no attribute 'missing'"),
+        ("sample_plugins:GreetArgs", "sample_plugins:GreetArgs is not a plugin"),
+    ],
+)
+def test_what_cannot_be_loaded_is_named(on_path: None, name: str, message: str) -> None:
+    with pytest.raises(PluginLoadError, match=message.replace("(", r"\(")):
+        load_plugins([name])
+
+
+def test_two_plugins_claiming_one_key_name_both_owners(on_path: None, tmp_path: Path) -> None:
+    (tmp_path / "rival_plugins.py").write_text("from argoplug import Plugin\ngreet = Plugin('greet')\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with pytest.raises(
+            PluginLoadError, match=r"'greet' is claimed by both sample_plugins:greet and rival"
+        ):
+            load_plugins(["sample_plugins:greet", "rival_plugins:greet"])
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+def test_describe_installed_lists_packages_keys_and_a_broken_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = registry.installed()
+    broken = importlib.metadata.EntryPoint("broken", "no_such_module_anywhere", registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "installed", lambda: {**real, "broken": broken})
+    described = {entry.name: entry for entry in describe_installed()}
+    sagemaker = described["sagemaker-pipelines"]
+    assert (sagemaker.package, sagemaker.error) == ("argoplug", "")
+    assert sagemaker.version == importlib.metadata.version("argoplug")
+    assert [p.key for p in sagemaker.plugins] == ["sagemaker-pipelines", "awf-aws-plugin"]
+    assert described["broken"].plugins == ()
+    assert described["broken"].error.startswith(
+        "ModuleNotFoundError: No module named 'no_such_module_anywhere'"
+    )
+
+
+def test_argoplug_plugins_lists_the_installed_plugins() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "argoplug", "plugins"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if line.startswith("sagemaker-pipelines"))
+    assert "sagemaker-pipelines, awf-aws-plugin" in row
+    assert f"argoplug {importlib.metadata.version('argoplug')}" in row
+    assert "Validates, executes and stops Amazon SageMaker Pipelines" in row
+
+
+def test_plugins_of_accepts_a_plugin_a_list_or_a_module() -> None:
+    one = Plugin("one")
+    assert registry.plugins_of(one, "x") == [one]
+    assert registry.plugins_of([one], "x") == [one]
+    with pytest.raises(PluginLoadError, match="is not a plugin"):
+        registry.plugins_of([], "x")
