@@ -1,0 +1,56 @@
+"""The examples run as the README says: the greet plugin of "Write a plugin", served and run locally."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from argoplug.testing import LiveServer
+
+ROOT = Path(__file__).resolve().parent.parent
+GREET = ROOT / "examples" / "greet"
+
+
+@pytest.fixture
+def greet_module(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.syspath_prepend(str(GREET))
+    import greet
+
+    return greet
+
+
+def test_the_readme_plugin_is_the_example() -> None:
+    readme = (ROOT / "README.md").read_text()
+    example = (GREET / "greet.py").read_text()
+    for line in ("class GreetArgs(msgspec.Struct, forbid_unknown_fields=True):", "@greet.handler"):
+        assert line in readme and line in example
+
+
+def test_greet_answers_strings_as_argo_sends_them_and_fails_an_empty_name(greet_module: ModuleType) -> None:
+    with LiveServer([greet_module.greet]) as server:
+        ok = server.execute({"greet": {"name": "Ada", "times": "2"}})
+        assert ok["node"]["outputs"]["parameters"] == [{"name": "greeting", "value": "hello Ada hello Ada"}]
+        empty = server.execute({"greet": {"name": " "}})
+        assert empty["node"] == {"phase": "Failed", "message": "`name` is empty: give the name to greet"}
+
+
+def test_argoplug_run_runs_the_greet_workflow() -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{GREET}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "COLUMNS": "200",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "argoplug", "run", str(GREET / "workflow.yaml"), "--plugin", "greet:greet",
+         "-p", "who=Grace"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"Status:\s+Succeeded", done.stdout)
+    assert re.search(r"greeting:\s+hello Grace hello Grace", done.stdout)
