@@ -186,28 +186,29 @@ class _PluginServer:
         finished, wait for that handler or take its result instead of running the handler again."""
         ident = (plugin.key, task.key)
         self._forget_old_calls()
-        entry = self._late.pop(ident, None)
+        late = self._late.pop(ident, None)
+        future: asyncio.Future[Result] | None = late.future if late is not None else None
         try:
-            if entry is None:
-                entry = _Call(plugin.start(task))
-            await _wait(entry.future, self.settings.handler_deadline)
+            if future is None:
+                future = plugin.start(task)
+            await _wait(future, self.settings.handler_deadline)
         except asyncio.CancelledError:
-            if entry is not None:  # the caller went away: the task's next call takes the result
-                self._late.setdefault(ident, entry)
+            if future is not None:  # the caller went away: the task's next call takes the result
+                self._late.setdefault(ident, late or _Call(future))
             raise
         except Exception as exc:  # bad arguments: raised before the handler runs
             return exc
-        if not entry.future.done():
+        if not future.done():
             # The handler goes on; answer before the agent's 30 s client timeout. The task's next call
             # (after the requeue) takes it over, so its result is neither lost nor computed twice: a job
             # tracker that saw a failure would otherwise start the next attempt, the failure never told.
-            self._late.setdefault(ident, entry)
+            self._late.setdefault(ident, late or _Call(future))
             return Result.running(
                 f"handler still running after {self.settings.handler_deadline:g}s",
                 requeue=self.settings.deadline_requeue,
             )
         try:
-            return entry.future.result()
+            return future.result()
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # a handler's error is a Failed/Error node, never a 500
@@ -311,7 +312,7 @@ async def _wait(future: asyncio.Future[Any], timeout: float) -> None:
 
 
 class _Call:
-    """A handler call of one task: its future, and when it finished (monotonic seconds)."""
+    """A handler call answered before it finished: its future, and when it finished (monotonic seconds)."""
 
     __slots__ = ("finished_at", "future")
 

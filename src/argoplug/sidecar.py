@@ -23,7 +23,7 @@ import httpx
 
 from argoplug.protocol import EXECUTE_PATH
 
-__all__ = ["HEALTH_TIMEOUT", "STOP_TIMEOUT", "Sidecar", "SidecarError"]
+__all__ = ["HEALTH_TIMEOUT", "STOP_TIMEOUT", "Sidecar", "SidecarError", "write_token_file"]
 
 HEALTH_TIMEOUT = 15.0  # CONTRACT §3.7: the agent's patience with a sidecar that is not listening yet
 STOP_TIMEOUT = 10.0
@@ -62,11 +62,8 @@ class Sidecar:
             workdir = self._tmp.name
         self.workdir = Path(workdir)
         self.health_timeout = health_timeout
-        self.token = secrets.token_urlsafe(32)
         self.token_file = self.workdir / "token"
-        self.token_file.unlink(missing_ok=True)  # a read-only one left in a reused workdir
-        self.token_file.write_text(self.token)
-        self.token_file.chmod(0o440)
+        self.token = write_token_file(self.token_file)
         self.log_path = self.workdir / "sidecar.log"
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -177,6 +174,18 @@ class Sidecar:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def write_token_file(path: Path) -> str:
+    """Write a fresh random token to `path` as Argo's init container does, and return it.
+
+    Mode 0440, no trailing newline (CONTRACT §4). A read-only file left at `path` is replaced.
+    """
+    token = secrets.token_urlsafe(32)
+    path.unlink(missing_ok=True)
+    path.write_text(token)
+    path.chmod(0o440)
+    return token
 
 
 def _free_port() -> int:

@@ -17,7 +17,6 @@ argoplug is installed.
 
 from __future__ import annotations
 
-import secrets
 import socket
 import tempfile
 import threading
@@ -30,7 +29,7 @@ import httpx
 
 from argoplug.plugin import Plugin
 from argoplug.server import EXECUTE_PATH, ServerSettings, create_app
-from argoplug.sidecar import Sidecar, SidecarError
+from argoplug.sidecar import Sidecar, SidecarError, write_token_file
 
 __all__ = ["LiveServer", "Sidecar", "SidecarError", "make_request"]
 
@@ -70,10 +69,8 @@ class LiveServer:
         import uvicorn
 
         self._tmp = tempfile.TemporaryDirectory(prefix="argoplug-test-")
-        self.token = secrets.token_hex(16)
         self.token_file = Path(self._tmp.name) / "token"
-        self.token_file.write_text(self.token)
-        self.token_file.chmod(0o440)
+        self.token = write_token_file(self.token_file)
         # In-process: the test process's garbage collector is not the server's to tune.
         settings = msgspec.structs.replace(
             settings or ServerSettings(), token_file=str(self.token_file), tune_gc=False
