@@ -56,4 +56,5 @@ def test_public_api_is_pinned() -> None:
         "Result",
         "Task",
         "TemporaryError",
+        "hookimpl",
     ]

@@ -1,9 +1,11 @@
 """argoplug: a framework and toolkit for Argo Workflows executor plugins.
 
 The public API: declare a `Plugin`, write its handler, return a `Result` or raise `TemporaryError` /
-`PermanentError`; run long external work through `JobTracker`. Everything else may change.
+`PermanentError`; run long external work through `JobTracker`;
+mark hook implementations (`argoplug.hookspecs`) with `hookimpl`. Everything else may change.
 """
 
+from argoplug.hookspecs import hookimpl
 from argoplug.jobs import ExternalJob, JobState, JobStatus, JobTracker
 from argoplug.plugin import ArgumentError, PermanentError, Plugin, Result, Task, TemporaryError
 from argoplug.protocol import Phase
@@ -20,6 +22,7 @@ __all__ = [
     "Result",
     "Task",
     "TemporaryError",
+    "hookimpl",
 ]
 
 __version__ = "0.1.0"

@@ -9,6 +9,7 @@ import dataclasses
 import importlib
 import importlib.metadata
 from collections.abc import Iterable, Sequence
+from types import ModuleType
 from typing import Any
 
 from argoplug.plugin import Plugin
@@ -16,8 +17,10 @@ from argoplug.plugin import Plugin
 __all__ = [
     "ENTRY_POINT_GROUP",
     "InstalledPlugin",
+    "LoadedPlugins",
     "PluginLoadError",
     "describe_installed",
+    "load",
     "load_plugins",
     "plugins_of",
 ]
@@ -66,7 +69,19 @@ def installed() -> dict[str, importlib.metadata.EntryPoint]:
     return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def load_plugins(names: Sequence[str] = ()) -> list[Plugin[Any]]:
+@dataclasses.dataclass(frozen=True)
+class LoadedPlugins:
+    """The plugins selected, and the modules of their packages (where their hook implementations live).
+
+    `packages` holds `(name, module)` pairs: the entry point's name and the module it names, or the
+    `module:attr` path given and its module, in the order selected.
+    """
+
+    plugins: tuple[Plugin[Any], ...]
+    packages: tuple[tuple[str, ModuleType], ...]
+
+
+def load(names: Sequence[str] = ()) -> LoadedPlugins:
     """Load the plugins named (entry-point names, or `module:attr` paths), or every installed one.
 
     Raises PluginLoadError for an unknown name, a failing import, or a plugin key claimed twice (naming
@@ -74,6 +89,7 @@ def load_plugins(names: Sequence[str] = ()) -> list[Plugin[Any]]:
     """
     entry_points = installed()
     loaded: list[tuple[str, Plugin[Any]]] = []
+    packages: list[tuple[str, ModuleType]] = []
     for name in names or sorted(entry_points):
         if name in entry_points:
             ep = entry_points[name]
@@ -83,8 +99,10 @@ def load_plugins(names: Sequence[str] = ()) -> list[Plugin[Any]]:
                 raise PluginLoadError(f"plugin {name!r} ({ep.value}) failed to load: {exc}") from exc
             owner = f"{name} ({ep.dist.name if ep.dist else ep.value})"
             loaded.extend((owner, p) for p in plugins_of(obj, f"entry point {name!r}"))
+            packages.append((name, importlib.import_module(ep.module)))
         elif ":" in name or "." in name:
             loaded.extend((name, p) for p in _load_path(name))
+            packages.append((name, importlib.import_module(name.partition(":")[0])))
         else:
             known = ", ".join(sorted(entry_points)) or "none"
             raise PluginLoadError(f"no plugin named {name!r} is installed (installed: {known})")
@@ -96,7 +114,12 @@ def load_plugins(names: Sequence[str] = ()) -> list[Plugin[Any]]:
             )
         owners[plugin.key] = owner
     unique: dict[int, Plugin[Any]] = {id(p): p for _, p in loaded}
-    return list(unique.values())
+    return LoadedPlugins(tuple(unique.values()), tuple(packages))
+
+
+def load_plugins(names: Sequence[str] = ()) -> list[Plugin[Any]]:
+    """Load the plugins named, or every installed one: `load(names).plugins` as a list."""
+    return list(load(names).plugins)
 
 
 @dataclasses.dataclass(frozen=True)
