@@ -2,7 +2,8 @@
 
 Validates a pipeline, executes it (find-or-start, then poll, through `argoplug.jobs.JobTracker`) or stops
 an execution. The entry point `sagemaker-pipelines` names this package; `plugins` holds both plugins.
-boto3 is imported on the first AWS call (`argoplug.aws`), never at import.
+boto3 is imported on the first AWS call (`argoplug.aws`), never at import. The build hook
+`argoplug_iam_statements` (`permissions`) gives `argoplug build` the IAM policy the plugins need.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from argoplug.plugins.sagemaker.handlers import (
     sagemaker_plugin,
     use_tracker,
 )
+from argoplug.plugins.sagemaker.permissions import argoplug_iam_statements
 
 __all__ = [
     "AWF_AWS_KEY",
@@ -25,6 +27,7 @@ __all__ = [
     "KEY",
     "AwfAwsArgs",
     "SageMakerArgs",
+    "argoplug_iam_statements",
     "awf_aws_plugin",
     "client_request_token",
     "execution_display_name",
