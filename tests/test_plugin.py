@@ -61,6 +61,39 @@ def test_post_init_check_is_reported() -> None:
         Plugin("w", args=Window).parse_args({"low": 3, "high": 1})
 
 
+def stop_needs_an_execution(args: Args, unconverted: frozenset[str]) -> list[str]:
+    if args.action == "stop" and "retries" not in unconverted and args.retries != 0:
+        return ["`retries` must be 0 for action 'stop'"]
+    return []
+
+
+def test_check_judges_what_types_cannot_and_carries_failure_outputs() -> None:
+    plugin = Plugin(
+        "p",
+        args=Args,
+        check=stop_needs_an_execution,
+        failure_outputs=lambda block: {"execution-arn": "", "action": block.get("action", "")},
+    )
+    assert plugin.parse_args({"pipeline": "x", "action": "stop", "retries": "0"}).retries == 0
+    with pytest.raises(ArgumentError) as caught:
+        plugin.parse_args({"pipeline": "x", "action": "stop"})
+    assert caught.value.message == "invalid arguments for plugin 'p': `retries` must be 0 for action 'stop'"
+    assert caught.value.outputs == {"execution-arn": "", "action": "stop"}
+
+
+def test_check_runs_on_the_fields_that_converted_so_one_message_names_all() -> None:
+    plugin = Plugin("p", args=Args, check=stop_needs_an_execution)
+    with pytest.raises(ArgumentError) as caught:
+        plugin.parse_args({"pipeline": "x", "action": "stop", "wait": "maybe"})
+    assert "`wait`: expected `bool`, got 'maybe'" in caught.value.message
+    assert "`retries` must be 0 for action 'stop'" in caught.value.message
+    # A field that did not convert is not judged again by the check.
+    with pytest.raises(ArgumentError) as caught:
+        plugin.parse_args({"pipeline": "x", "action": "stop", "retries": "many"})
+    assert "`retries`: expected `int`, got 'many'" in caught.value.message
+    assert "must be 0" not in caught.value.message
+
+
 def test_without_args_type_the_handler_gets_the_block() -> None:
     plugin: Plugin[dict] = Plugin("raw")
     seen = []

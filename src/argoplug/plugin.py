@@ -13,7 +13,7 @@ import hashlib
 import inspect
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -43,6 +43,8 @@ log = logging.getLogger("argoplug.plugin")
 
 ArgsT = TypeVar("ArgsT")
 Handler = Callable[["Task", Any], "Result | Awaitable[Result]"]
+# Checks beyond types: (the arguments, the names of fields whose values did not convert) → problems.
+ArgumentCheck = Callable[[Any, frozenset[str]], Sequence[str]]
 
 DEFAULT_REQUEUE = 30.0
 
@@ -186,6 +188,13 @@ class Plugin(Generic[ArgsT]):
     Conversion is lax, as Argo substitutes parameters as strings: "3" is accepted for an int field and
     "true" for a bool. Without `args` the handler receives the block as a dict.
 
+    `check(args, unconverted)` judges what types cannot (a field required for one action, a value's
+    form) and returns a list of problems, [] when fine. It also runs when some fields did not convert:
+    then `args` holds the fields that did (the others at their defaults) and `unconverted` names the
+    others, so that one message names every problem; leave out checks involving those fields.
+    `failure_outputs(block)` gives the outputs (name → value) of a node failed for bad arguments, for
+    plugins whose consumers expect every output on every final reply.
+
     Usage::
 
         plugin = Plugin("hello", args=HelloArgs, description="Says hello")
@@ -198,12 +207,21 @@ class Plugin(Generic[ArgsT]):
     """
 
     def __init__(
-        self, key: str, *, args: type[ArgsT] | None = None, description: str = "", name: str | None = None
+        self,
+        key: str,
+        *,
+        args: type[ArgsT] | None = None,
+        check: ArgumentCheck | None = None,
+        failure_outputs: Callable[[Any], Mapping[str, Any]] | None = None,
+        description: str = "",
+        name: str | None = None,
     ) -> None:
         if not key or not isinstance(key, str):
             raise ValueError(f"plugin key must be a non-empty string, got {key!r}")
         self.key = key
         self.args_type: Any = args if args is not None else dict
+        self.check = check
+        self.failure_outputs = failure_outputs
         self.description = description
         self.name = name or key
         self._handler: Handler | None = None
@@ -226,17 +244,30 @@ class Plugin(Generic[ArgsT]):
     def parse_args(self, block: Any) -> ArgsT:
         """Convert the template's plugin block to the argument type.
 
-        Raises ArgumentError naming every bad field, the value given and what was expected.
+        Raises ArgumentError naming every bad field, the value given and what was expected, with the
+        problems `check` finds after them, and `failure_outputs(block)` as its outputs.
         """
         if block is None:
             block = {}
         try:
-            return msgspec.convert(block, self.args_type, strict=False)
+            args = msgspec.convert(block, self.args_type, strict=False)
         except msgspec.ValidationError as exc:
             problems = _argument_problems(block, self.args_type) or [str(exc)]
-            raise ArgumentError(
-                f"invalid arguments for plugin {self.key!r}: " + "; ".join(problems)
-            ) from None
+            if self.check is not None:
+                partial, unconverted = _convertible_part(block, self.args_type)
+                if partial is not None:
+                    problems.extend(self.check(partial, unconverted))
+            raise self._argument_error(block, problems) from None
+        if self.check is not None:
+            problems = list(self.check(args, frozenset()))
+            if problems:
+                raise self._argument_error(block, problems)
+        return args
+
+    def _argument_error(self, block: Any, problems: Sequence[str]) -> ArgumentError:
+        outputs = self.failure_outputs(block) if self.failure_outputs is not None else None
+        message = f"invalid arguments for plugin {self.key!r}: " + "; ".join(problems)
+        return ArgumentError(message, outputs=outputs)
 
     async def call(self, task: Task) -> Result:
         """Parse the arguments of `task` and run the handler (sync handlers in a worker thread).
@@ -323,6 +354,33 @@ def _argument_problems(block: Any, args_type: Any) -> list[str]:
         except msgspec.ValidationError as exc:
             problems.append(str(exc))
     return problems
+
+
+def _convertible_part(block: Any, args_type: Any) -> tuple[Any, frozenset[str]]:
+    """`args_type` from the fields of `block` that convert alone (others left at their defaults), and the
+    names of the fields that do not; None when even that fails (a required field is missing or bad)."""
+    try:
+        info = msgspec.inspect.type_info(args_type)
+    except Exception:
+        return None, frozenset()
+    if not isinstance(block, Mapping) or not isinstance(info, msgspec.inspect.StructType):
+        return None, frozenset()
+    by_name = {field.encode_name: field.name for field in info.fields}
+    kept: dict[str, Any] = {}
+    unconverted: set[str] = set()
+    for name, value in block.items():
+        if name not in by_name:
+            continue
+        try:
+            msgspec.convert(value, _field_annotation(args_type, by_name[name]), strict=False)
+        except msgspec.ValidationError:
+            unconverted.add(name)
+        else:
+            kept[name] = value
+    try:
+        return msgspec.convert(kept, args_type, strict=False), frozenset(unconverted)
+    except msgspec.ValidationError:
+        return None, frozenset(unconverted)
 
 
 def _field_annotation(args_type: Any, attr: str) -> Any:

@@ -1,21 +1,19 @@
 """The arguments of the SageMaker Pipelines plugins: the two plugin blocks and their checks beyond types.
 
-`handlers` turns a task's raw block into `SageMakerArgs` or `AwfAwsArgs` with `parse`, which names every
-problem at once (types, unknown fields, `argument_problems` / `awf_problems`), and reads the `poll`
+`handlers` declares its plugins with these types and checks (`argument_problems` / `awf_problems`,
+which `argoplug.Plugin` runs after the types, so one message names every problem), and reads the `poll`
 duration and the pipeline ARN's parts from here.
 """
 
 from __future__ import annotations
 
 import re
-import typing
-from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypeVar
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import msgspec
 
 from argoplug.aws import account_id
-from argoplug.plugin import ArgumentError, Plugin
 from argoplug.protocol import parse_duration
 
 __all__ = [
@@ -28,7 +26,6 @@ __all__ = [
     "argument_problems",
     "awf_problems",
     "native_args",
-    "parse",
     "poll_seconds",
     "unsupported_service",
 ]
@@ -99,32 +96,9 @@ class AwfAwsArgs(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     lambda_function_name: str = ""
 
 
-ArgsT = TypeVar("ArgsT", SageMakerArgs, AwfAwsArgs)
-# Checks beyond types: (args, fields whose values did not convert, so not to be judged) → problems.
-Checks = Callable[[ArgsT, frozenset[str]], list[str]]
-
 # Native field → the awf-aws field it comes from (for messages, and to leave unconverted fields alone).
 _AWF_NAMES = {"pipeline": "pipeline_name", "region": "region_name"}
 _SAGEMAKER_SERVICE = AWF_AWS_SERVICES[0]
-
-
-def parse(block: Any, args_type: type[ArgsT], *, plugin_key: str, checks: Checks[ArgsT]) -> ArgsT:
-    """Convert a task's plugin block to `args_type`, or raise ArgumentError naming every problem at once.
-
-    The types are checked as for any plugin (`argoplug.Plugin.parse_args`: each field that does not
-    convert, with its value and the type expected; unknown and missing fields), then `checks` judge the
-    fields that did convert, so `{poll: "abc", bogus: 1}` names both `bogus` and `poll`.
-    """
-    try:
-        args = Plugin(plugin_key, args=args_type).parse_args(block)
-    except ArgumentError as exc:
-        partial, unconverted = _convertible_part(block, args_type)
-        more: list[str] = checks(partial, unconverted) if partial is not None else []
-        raise ArgumentError("; ".join([exc.message, *more])) from None
-    problems = checks(args, frozenset())
-    if problems:
-        raise ArgumentError(f"invalid arguments for plugin {plugin_key!r}: " + "; ".join(problems))
-    return args
 
 
 def argument_problems(
@@ -243,27 +217,3 @@ def poll_seconds(value: float | str) -> float:
     if not 0 < seconds <= MAX_POLL:  # also refuses nan
         raise ValueError(f"expected a duration > 0 and at most 24h (seconds or e.g. '2m'), got {value!r}")
     return seconds
-
-
-def _convertible_part(block: Any, args_type: type[ArgsT]) -> tuple[ArgsT | None, frozenset[str]]:
-    """`args_type` from the fields of `block` that convert alone (others left at their defaults), and the
-    names of the fields that do not; None when even that fails (a required field is missing or bad)."""
-    if not isinstance(block, Mapping):
-        return None, frozenset()
-    hints = typing.get_type_hints(args_type)
-    fields = set(args_type.__struct_fields__)
-    kept: dict[str, Any] = {}
-    unconverted: set[str] = set()
-    for name, value in block.items():
-        if name not in fields:
-            continue
-        try:
-            msgspec.convert(value, hints[name], strict=False)
-        except msgspec.ValidationError:
-            unconverted.add(name)
-        else:
-            kept[name] = value
-    try:
-        return msgspec.convert(kept, args_type, strict=False), frozenset(unconverted)
-    except msgspec.ValidationError:
-        return None, frozenset(unconverted)

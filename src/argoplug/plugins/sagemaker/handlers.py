@@ -1,8 +1,9 @@
 """The Plugin objects (`sagemaker-pipelines`, `awf-aws-plugin`), their handlers and the tracker they share.
 
-A handler converts its raw block (`args.parse`), then validates a pipeline here or runs an execution or a
-stop (`executions`) through the shared `JobTracker`, which `use_tracker` replaces. Every Failed or Error
-node it answers carries all outputs of its action. The package re-exports these.
+The plugins convert and check their blocks (`args`: types, then `argument_problems` / `awf_problems`);
+a handler validates a pipeline here or runs an execution or a stop (`executions`) through the shared
+`JobTracker`, which `use_tracker` replaces. Every Failed or Error node it answers carries all outputs of
+its action. The package re-exports these.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from argoplug.plugins.sagemaker.args import (
     argument_problems,
     awf_problems,
     native_args,
-    parse,
     poll_seconds,
     unsupported_service,
 )
@@ -52,19 +52,28 @@ log = logging.getLogger("argoplug.plugins.sagemaker")
 KEY = "sagemaker-pipelines"
 AWF_AWS_KEY = "awf-aws-plugin"
 
-# The blocks arrive raw (a dict) and `args.parse` converts them, so that one message names every problem
-# (wrong types and unknown fields with the checks beyond types) and that message's Failed node carries
-# the action's outputs like any other.
-sagemaker_plugin: Plugin[dict[str, Any]] = Plugin(
+def _failure_outputs(block: Any, default_action: str | None) -> Mapping[str, Any]:
+    """Every output of the block's action, empty: a node failed for bad arguments carries them all."""
+    action = block.get("action", default_action) if isinstance(block, Mapping) else None
+    return _EMPTY_OUTPUTS.get(action, _EMPTY_ANY) if isinstance(action, str) else _EMPTY_ANY
+
+
+sagemaker_plugin: Plugin[SageMakerArgs] = Plugin(
     KEY,
+    args=SageMakerArgs,
+    check=argument_problems,
+    failure_outputs=lambda block: _failure_outputs(block, "execute"),
     description=(
         "Validates, executes and stops Amazon SageMaker Pipelines: starts one pipeline execution per task "
         "(found again after a restart, never started twice), waits for it with a backing-off requeue and "
         "reports its ARN, status, failure reason and steps."
     ),
 )
-awf_aws_plugin: Plugin[dict[str, Any]] = Plugin(
+awf_aws_plugin: Plugin[AwfAwsArgs] = Plugin(
     AWF_AWS_KEY,
+    args=AwfAwsArgs,
+    check=awf_problems,
+    failure_outputs=lambda block: _failure_outputs(block, None),
     description=(
         "Drop-in replacement for the awf-aws executor plugin's SageMaker Pipelines actions (validate, "
         "execute), run by the sagemaker-pipelines plugin."
@@ -90,25 +99,19 @@ def use_tracker(
 
 
 @sagemaker_plugin.handler
-def sagemaker_pipelines(task: Task, block: dict[str, Any]) -> Result:
-    """Run one call of a `sagemaker-pipelines` task (see `_run`); fails naming every bad argument."""
-
-    def run() -> Result:
-        args = parse(block, SageMakerArgs, plugin_key=KEY, checks=argument_problems)
-        return _run(task, args)
-
-    return _with_outputs(block.get("action", "execute"), run)
+def sagemaker_pipelines(task: Task, args: SageMakerArgs) -> Result:
+    """Run one call of a `sagemaker-pipelines` task (see `_run`)."""
+    return _with_outputs(args.action, lambda: _run(task, args))
 
 
 @awf_aws_plugin.handler
-def awf_aws(task: Task, block: dict[str, Any]) -> Result:
-    """Run one call of an `awf-aws-plugin` task: convert it to `SageMakerArgs` and run that (`_run`).
+def awf_aws(task: Task, args: AwfAwsArgs) -> Result:
+    """Run one call of an `awf-aws-plugin` task as the `SageMakerArgs` it means (`_run`).
 
-    Fails naming every bad argument, and saying so for the services not supported yet.
+    Fails saying so for the awf-aws services not supported yet.
     """
 
     def run() -> Result:
-        args = parse(block, AwfAwsArgs, plugin_key=AWF_AWS_KEY, checks=awf_problems)
         service = unsupported_service(args)
         if service:
             raise PermanentError(
@@ -117,19 +120,19 @@ def awf_aws(task: Task, block: dict[str, Any]) -> Result:
             )
         return _run(task, native_args(args))
 
-    return _with_outputs(block.get("action"), run)
+    return _with_outputs(args.action, run)
 
 
 def _with_outputs(action: Any, run: Callable[[], Result]) -> Result:
     """Run `run`, giving a Failed or Error node without outputs every output of `action`, empty.
 
     The final reply replaces the node's outputs: a consumer (`continueOn`) resolves them only if each is
-    there. An unknown `action` (an argument error) gets the outputs of every action.
+    there.
     """
     empty = _EMPTY_OUTPUTS.get(action, _EMPTY_ANY) if isinstance(action, str) else _EMPTY_ANY
     try:
         return run()
-    except PermanentError as exc:  # ArgumentError too
+    except PermanentError as exc:
         if exc.outputs:
             raise
         raise type(exc)(exc.message, outputs=empty) from exc
