@@ -91,3 +91,35 @@ def test_plugins_of_accepts_a_plugin_a_list_or_a_module() -> None:
     assert registry.plugins_of([one], "x") == [one]
     with pytest.raises(PluginLoadError, match="is not a plugin"):
         registry.plugins_of([], "x")
+
+
+def test_argoplug_plugins_schema_gives_each_plugin_keys_argument_schema() -> None:
+    import json
+
+    import jsonschema
+
+    done = subprocess.run(
+        [sys.executable, "-m", "argoplug", "plugins", "--schema"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    schemas = json.loads(done.stdout)
+    native = schemas["sagemaker-pipelines"]
+    jsonschema.Draft202012Validator.check_schema(native)
+    definition = native["$defs"]["SageMakerArgs"]
+    action = definition["properties"]["action"]
+    assert action == {"enum": ["execute", "stop", "validate"], "default": "execute"}
+    assert definition["additionalProperties"] is False
+    assert definition["description"].startswith("The `sagemaker-pipelines` plugin block.\n\n- `action`:")
+    validator = jsonschema.Draft202012Validator(native)
+    assert validator.is_valid({"action": "validate", "pipeline": "MyPipeline"})
+    assert not validator.is_valid({"action": "run"})
+    awf = schemas["awf-aws-plugin"]
+    assert awf["$defs"]["AwfAwsArgs"]["required"] == ["action"]
+
+
+def test_a_plugin_without_an_argument_type_takes_any_object() -> None:
+    assert Plugin("free", description="Anything goes").argument_schema() == {
+        "type": "object",
+        "description": "Anything goes",
+    }

@@ -36,7 +36,14 @@ def serve(ctx: typer.Context) -> None:
 
 
 @app.command()
-def plugins() -> None:
+def plugins(
+    schema: Annotated[
+        bool,
+        typer.Option(
+            "--schema", help="Print the JSON schema of each plugin's arguments, by plugin key, as JSON."
+        ),
+    ] = False,
+) -> None:
     """List the installed plugins: name, plugin keys, package and version, description."""
     import re
 
@@ -45,6 +52,16 @@ def plugins() -> None:
 
     from argoplug.registry import describe_installed
 
+    if schema:
+        import json
+
+        installed = describe_installed()
+        schemas = {p.key: p.argument_schema() for entry in installed for p in entry.plugins}
+        typer.echo(json.dumps(schemas, indent=2, ensure_ascii=False))
+        for entry in installed:
+            if entry.error:
+                typer.echo(f"argoplug plugins: {entry.name} cannot load: {entry.error}", err=True)
+        raise typer.Exit(1 if any(entry.error for entry in installed) else 0)
     table = Table(box=None, pad_edge=False)
     for column in ("NAME", "PLUGIN KEYS", "PACKAGE", "DESCRIPTION"):
         table.add_column(column, overflow="fold")

@@ -269,6 +269,21 @@ class Plugin(Generic[ArgsT]):
         message = f"invalid arguments for plugin {self.key!r}: " + "; ".join(problems)
         return ArgumentError(message, outputs=outputs)
 
+    def argument_schema(self) -> dict[str, Any]:
+        """Return the JSON schema (draft 2020-12, from `msgspec.json.schema`) of the plugin block.
+
+        Argo substitutes parameters as strings, and parsing is lax: a string "3" is taken for an integer
+        field and "true" for a boolean, beyond what the schema says. A plugin without `args` has the
+        schema of any object.
+        """
+        schema: dict[str, Any] = msgspec.json.schema(self.args_type)
+        for definition in schema.get("$defs", {}).values():
+            if "description" in definition:  # msgspec copies docstrings with their indentation
+                definition["description"] = inspect.cleandoc(definition["description"])
+        if self.description and "description" not in schema:
+            schema["description"] = self.description
+        return schema
+
     async def call(self, task: Task) -> Result:
         """Parse the arguments of `task` and run the handler (sync handlers in a worker thread).
 
