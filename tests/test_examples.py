@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 
 from argoplug.testing import LiveServer
 
@@ -54,3 +55,25 @@ def test_argoplug_run_runs_the_greet_workflow() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"Status:\s+Succeeded", done.stdout)
     assert re.search(r"greeting:\s+hello Grace hello Grace", done.stdout)
+
+
+def example_workflows() -> list[Path]:
+    found = []
+    for path in sorted((ROOT / "examples").rglob("*.yaml")):
+        kinds = {doc.get("kind") for doc in yaml.safe_load_all(path.read_text()) if isinstance(doc, dict)}
+        if kinds & {"Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"}:
+            found.append(path)
+    return found
+
+
+@pytest.mark.parametrize("path", example_workflows(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_example_workflow_validates_against_argos_schema(path: Path) -> None:
+    from argoplug.agent.schema import schema_problems
+
+    for body in yaml.safe_load_all(path.read_text()):
+        assert schema_problems(body["kind"], body) == [], path
+
+
+def test_the_examples_hold_workflows() -> None:
+    names = {p.name for p in example_workflows()}
+    assert {"workflow.yaml", "workflow-template.yaml"} <= names
