@@ -1,4 +1,4 @@
-"""The `argoplug` command line (typer): run, call, and `serve` passed on to `argoplug.console`.
+"""The `argoplug` command line (typer): run, call, plugins, init, and `serve` passed on to `argoplug.console`.
 
 `argoplug.console.main` is the entry point; it serves without importing this module. Heavy imports live
 inside each command.
@@ -79,6 +79,25 @@ def plugins(
     Console().print(table)
     if broken:
         raise typer.Exit(1)
+
+
+@app.command()
+def init(
+    name: Annotated[str, typer.Argument(help="The plugin's name: plugin key, package, entry point.")],
+    directory: Annotated[
+        Path | None, typer.Option("--directory", "-d", help="Where to write it (default: ./NAME).")
+    ] = None,
+) -> None:
+    """Create a new plugin package whose own tests pass straight away."""
+    from argoplug.scaffold import ScaffoldError, init_plugin
+
+    try:
+        written = init_plugin(name, directory)
+    except ScaffoldError as exc:
+        typer.echo(f"argoplug init: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for path in written:
+        typer.echo(f"{path} created")
 
 
 @app.command()
