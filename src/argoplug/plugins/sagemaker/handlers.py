@@ -52,6 +52,7 @@ log = logging.getLogger("argoplug.plugins.sagemaker")
 KEY = "sagemaker-pipelines"
 AWF_AWS_KEY = "awf-aws-plugin"
 
+
 def _failure_outputs(block: Any, default_action: str | None) -> Mapping[str, Any]:
     """Every output of the block's action, empty: a node failed for bad arguments carries them all."""
     action = block.get("action", default_action) if isinstance(block, Mapping) else None
