@@ -127,7 +127,16 @@ def test_output_parameter_values_are_strings(value: object, text: str) -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0, "0s"), (0.25, "250ms"), (1.5, "1.5s"), (30, "30s"), (120, "2m"), (5400, "1h30m"), (3661, "1h1m1s")],
+    [
+        (0, "0s"),
+        (1e-10, "1ms"),
+        (0.25, "250ms"),
+        (1.5, "1.5s"),
+        (30, "30s"),
+        (120, "2m"),
+        (5400, "1h30m"),
+        (3661, "1h1m1s"),
+    ],
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text

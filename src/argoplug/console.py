@@ -69,19 +69,26 @@ def _serve_parser() -> argparse.ArgumentParser:
 def serve(argv: Sequence[str]) -> int:
     """Parse `argoplug serve` options from `argv` and serve until SIGTERM; return the exit status.
 
-    2 for bad options, an unknown plugin or two plugins claiming one key (the message says which).
+    The plugins' packages are registered for the server hooks (`argoplug.hookspecs`). 2 for bad options,
+    an unknown plugin, two plugins claiming one key or a package's bad hook implementation (the message
+    says which, on stderr); 1 when a startup hook raised (the server logged the package and the error).
     """
     options = _serve_parser().parse_args(list(argv))
-    from argoplug.registry import PluginLoadError, load_plugins
+    from argoplug.hooks import HookError, plugin_manager
+    from argoplug.registry import PluginLoadError, load
     from argoplug.server import ServerSettings, configure_logging
     from argoplug.server import serve as run_server
 
     try:
         configure_logging(options.log_format, options.log_level)
-        plugins = load_plugins(options.plugin)
+        loaded = load(options.plugin)
+        hooks = plugin_manager(loaded.packages)
         settings = ServerSettings(token_file=options.token_file, handler_deadline=options.handler_deadline)
-    except (PluginLoadError, ValueError) as exc:
+    except (PluginLoadError, HookError, ValueError) as exc:
         print(f"argoplug serve: {exc}", file=sys.stderr)
         return 2
-    run_server(plugins, host=options.host, port=options.port, settings=settings)
+    try:
+        run_server(loaded.plugins, host=options.host, port=options.port, settings=settings, hooks=hooks)
+    except HookError:
+        return 1  # a startup hook raised: logged by the server, with the package's name and the traceback
     return 0

@@ -117,41 +117,56 @@ def argoplug_dockerfile_lines(context: BuildContext) -> list[str]:
 
 
 # --- server hooks ----------------------------------------------------------------------------------------
+# Called by the server built with `argoplug.server.create_app(..., hooks=...)`: `argoplug serve`, and
+# `argoplug.testing.LiveServer`. Each implementation is called on its own, on the server's event loop; an
+# `async def` implementation is awaited. Wrappers (`wrapper=True`, `hookwrapper=True`) are refused.
 
 
 @hookspec
 def argoplug_startup(plugins: Sequence[Plugin[Any]]) -> None:
-    """Run once when the server starts, before it answers any call; `plugins` are the plugins served.
+    """Run once when the server starts, before it listens; `plugins` are the plugins served.
 
-    For opening clients or pools. An exception stops the start: `argoplug serve` exits 1 and logs the
-    plugin package's name and the error.
+    For opening clients or pools. Implementations run in registration order. An exception stops the
+    start: later startup hooks and all shutdown hooks are skipped, nothing is served, and `argoplug
+    serve` logs the package's name and the error (with its traceback) and exits 1; a `LiveServer`'s
+    `start` raises RuntimeError.
     """
 
 
 @hookspec
 def argoplug_shutdown(plugins: Sequence[Plugin[Any]]) -> None:
-    """Run once when the server stops: on SIGTERM (what the sidecar gets when the workflow ends or is
-    stopped) or SIGINT, after the last answer.
+    """Run once when a server that started stops: on SIGTERM (what the sidecar gets when the workflow
+    ends or is stopped) or SIGINT, after the calls in flight were answered.
 
-    For flushing metrics or closing clients; it has the pod's grace period (30 s by default). An exception
-    is logged with the package's name; the other shutdown hooks still run.
+    For flushing metrics or closing clients; it has what is left of the pod's grace period (30 s by
+    default). Implementations run in reverse registration order. An exception is logged with the
+    package's name; the other shutdown hooks still run. SIGKILL runs none.
     """
 
 
 @hookspec
 def argoplug_before_execute(task: Task) -> None:
-    """Run before each call of a served plugin's handler (not for other plugins' templates).
+    """Run before each call of a served plugin's handler, in registration order.
 
-    Runs on the server's event loop: keep it fast and non-blocking (metrics, an audit line). Raising
-    `PermanentError` fails the node with its message and skips the handler; any other exception is logged
-    and the call goes on.
+    Also before a call that takes over a handler still running from an earlier call. Never for another
+    plugin's template (answered `{}`), a refused token, or a request whose template cannot be decoded.
+    Runs on the event loop: keep it fast and non-blocking (metrics, an audit line). Raising
+    `PermanentError` fails the node with its message and outputs, and skips the later before hooks and
+    the handler (the after hooks still run); any other exception is logged with the package's name and
+    the call goes on.
     """
 
 
 @hookspec
 def argoplug_after_execute(task: Task, result: Result) -> None:
-    """Run after each call of a served plugin's handler with the `Result` the node is answered with
-    (Running for a handler still going at the deadline; exceptions already mapped to Failed/Error).
+    """Run after each call of a served plugin's handler, in registration order, with the `Result` the
+    node is answered with, just before the reply is sent.
 
-    Runs on the event loop: keep it fast. An exception is logged; the reply is unchanged.
+    `result` is the handler's Result, or its exception mapped as the reply maps it (`TemporaryError` →
+    Running with its delay as `requeue`, `PermanentError` → Failed, any other → Error "<type>: <text>");
+    Running with a requeue for a handler still going at the deadline; Failed for a call that
+    `argoplug_before_execute` refused. A Running/Pending result's `requeue` is always set (seconds).
+    Not called when the caller went away before the answer. Runs on the event loop: keep it fast. An
+    exception is logged with the package's name; the reply is unchanged and the other after hooks still
+    run.
     """

@@ -434,21 +434,33 @@ def _show(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def result_for(outcome: Result | BaseException) -> Result:
+    """Return the `Result` a handler's outcome is answered as (what `argoplug_after_execute` is given).
+
+    `Result` as given (Pending/Running without a requeue get the default, 30 s); `TemporaryError` →
+    Running + its delay; `PermanentError` → Failed; any other exception → Error with "<type>: <text>"
+    (the text's first line).
+    """
+    if isinstance(outcome, Result):
+        if outcome.requeue is None and not outcome.phase.terminal:
+            return dataclasses.replace(outcome, requeue=DEFAULT_REQUEUE)
+        return outcome
+    if isinstance(outcome, TemporaryError):
+        return Result(Phase.RUNNING, outcome.message, outcome.outputs, outcome.delay)
+    if isinstance(outcome, PermanentError):
+        return Result(Phase.FAILED, outcome.message, outcome.outputs)
+    text = str(outcome).strip().splitlines()[0] if str(outcome).strip() else ""
+    return Result(Phase.ERROR, f"{type(outcome).__name__}: {text}" if text else type(outcome).__name__)
+
+
 def outcome_for(result: Result | BaseException, template: Template) -> tuple[NodeResult, str | None]:
     """Map a handler's result or exception to the reply's node and requeue (a Go duration or None).
 
-    `Result` as given; `TemporaryError` → Running + its delay; `PermanentError` → Failed;
-    any other exception → Error with "<type>: <text>". A terminal phase never carries a requeue.
-    Output parameters declared in the template with `globalName` get it echoed.
+    The outcome is first made a `Result` by `result_for`. A terminal phase never carries a requeue.
+    Output parameters declared in the template with `globalName` get it echoed. Raises what encoding
+    the outputs raises (an output value msgspec cannot encode).
     """
-    if isinstance(result, TemporaryError):
-        result = Result(Phase.RUNNING, result.message, result.outputs, result.delay)
-    elif isinstance(result, PermanentError):
-        result = Result(Phase.FAILED, result.message, result.outputs)
-    elif isinstance(result, BaseException):
-        text = str(result).strip().splitlines()[0] if str(result).strip() else ""
-        message = f"{type(result).__name__}: {text}" if text else type(result).__name__
-        result = Result(Phase.ERROR, message)
+    result = result_for(result)
     outputs = _outputs(result, template)
     node = NodeResult(phase=result.phase, message=result.message, outputs=outputs)
     requeue = None

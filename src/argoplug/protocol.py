@@ -210,14 +210,15 @@ def format_duration(seconds: float) -> str:
     """Format seconds as a compact Go duration string Argo parses: 30 → "30s", 120 → "2m", 5400 → "1h30m".
 
     Whole seconds use h/m/s parts with zero parts left out; a fraction below one second uses "ms"
-    (0.25 → "250ms"); other fractions are rounded up to whole milliseconds ("1.5s"). Zero is "0s".
+    (0.25 → "250ms"); other fractions are rounded up to whole milliseconds ("1.5s"), so any value above
+    zero is at least "1ms" (Argo reads "0s" as no requeue). Zero is "0s".
     Raises ValueError for a negative or non-finite value.
     """
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"invalid duration {seconds!r}: expected a finite number of seconds >= 0")
     millis = math.ceil(round(seconds * 1000, 6))
     if millis == 0:
-        return "0s"
+        return "1ms" if seconds > 0 else "0s"
     whole, fraction = divmod(millis, 1000)
     if fraction:
         if not whole:

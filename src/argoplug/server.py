@@ -1,7 +1,8 @@
 """The plugin server: the ASGI app a sidecar runs, hosting any number of plugins.
 
 `create_app` builds the Starlette app; `serve` runs it on uvicorn. The CLI (`argoplug serve`) and the
-test kit (`argoplug.testing`) call them. Behaviour follows `CONTRACT.md` §2–§4.
+test kit (`argoplug.testing`) call them. Behaviour follows `CONTRACT.md` §2–§4; the server hooks of
+`argoplug.hookspecs` (startup, shutdown, before/after each handler call) are called from here.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import concurrent.futures
 import contextlib
 import gc
 import hmac
+import inspect
 import logging
 import os
 import sys
 import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from starlette.applications import Starlette
@@ -25,7 +27,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from argoplug.plugin import PermanentError, Plugin, Result, Task, TemporaryError, outcome_for
+from argoplug.hooks import HookError, Implementation, failure_message, implementations
+from argoplug.plugin import PermanentError, Plugin, Result, Task, TemporaryError, outcome_for, result_for
 from argoplug.protocol import (
     DEFAULT_PORT,
     DEFAULT_TOKEN_FILE,
@@ -34,7 +37,11 @@ from argoplug.protocol import (
     ExecuteTemplateReply,
     NodeResult,
     Phase,
+    Template,
 )
+
+if TYPE_CHECKING:
+    import pluggy
 
 __all__ = ["DEFAULT_TOKEN_FILE", "ServerSettings", "configure_logging", "create_app", "serve"]
 
@@ -136,7 +143,9 @@ class _TokenCheck:
 
 
 class _PluginServer:
-    def __init__(self, plugins: Iterable[Plugin[Any]], settings: ServerSettings) -> None:
+    def __init__(
+        self, plugins: Iterable[Plugin[Any]], settings: ServerSettings, hooks: pluggy.PluginManager | None
+    ) -> None:
         self.plugins: dict[str, Plugin[Any]] = {}
         for plugin in plugins:
             other = self.plugins.get(plugin.key)
@@ -151,6 +160,14 @@ class _PluginServer:
         # The task's next call waits for it or takes its result. Calls within the deadline are not here:
         # two parallel steps with identical templates (Argo sends no node ID) each run their handler.
         self._late: dict[tuple[str, str], _Call] = {}
+        # The hooks' implementations, taken once: a call pays nothing for hooks nobody implements.
+        self._startup = _implementations(hooks, "argoplug_startup")
+        self._shutdown = _implementations(hooks, "argoplug_shutdown")
+        self._before = _implementations(hooks, "argoplug_before_execute")
+        self._after = _implementations(hooks, "argoplug_after_execute")
+        self._per_call_hooks = bool(self._before or self._after)
+        # The startup hook's failure (logged), for `serve` to exit with: uvicorn only says "startup failed".
+        self.startup_error: HookError | None = None
 
     async def execute(self, request: Request) -> Response:
         body = await request.body()
@@ -173,6 +190,8 @@ class _PluginServer:
             node = NodeResult(phase=Phase.FAILED, message=f"invalid template in request: {exc}")
             return self._reply(node, None, plugin.key, None, started)
         task = Task.from_args(args, plugin.key)
+        if self._per_call_hooks:
+            return await self._execute_with_hooks(plugin, task, args.template, started)
         outcome = await self._run(plugin, task)
         try:
             node, requeue = outcome_for(outcome, args.template)
@@ -180,6 +199,49 @@ class _PluginServer:
             log.error("cannot reply with the result of plugin %r", plugin.key, exc_info=exc)
             node, requeue = outcome_for(exc, args.template)
         return self._reply(node, requeue, plugin.key, task, started)
+
+    async def _execute_with_hooks(
+        self, plugin: Plugin[Any], task: Task, template: Template, started: float
+    ) -> Response:
+        """`execute` past the token check when before/after_execute hooks are implemented.
+
+        The outcome is made a `Result` first, so that the after hooks see exactly what the node is answered.
+        """
+        refusal = await self._before_execute(task)
+        outcome = refusal if refusal is not None else await self._run(plugin, task)
+        result = result_for(outcome)
+        try:
+            node, requeue = outcome_for(result, template)
+        except Exception as exc:  # e.g. an output value msgspec cannot encode: still a node, never a 500
+            log.error("cannot reply with the result of plugin %r", plugin.key, exc_info=exc)
+            result = result_for(exc)
+            node, requeue = outcome_for(result, template)
+        await self._after_execute(task, result)
+        return self._reply(node, requeue, plugin.key, task, started)
+
+    async def _before_execute(self, task: Task) -> PermanentError | None:
+        """Call the before_execute hooks in turn; the first PermanentError refuses the call (returned)."""
+        for impl in self._before:
+            try:
+                await _call_hook(impl, task=task)
+            except PermanentError as exc:
+                log.info(
+                    "plugin %r refused a call of plugin key %r in argoplug_before_execute: %s",
+                    impl.package,
+                    task.plugin_key,
+                    exc.message,
+                )
+                return exc
+            except Exception as exc:
+                log.error(failure_message(impl.package, "argoplug_before_execute", exc), exc_info=exc)
+        return None
+
+    async def _after_execute(self, task: Task, result: Result) -> None:
+        for impl in self._after:
+            try:
+                await _call_hook(impl, task=task, result=result)
+            except Exception as exc:
+                log.error(failure_message(impl.package, "argoplug_after_execute", exc), exc_info=exc)
 
     async def _run(self, plugin: Plugin[Any], task: Task) -> Result | BaseException:
         """Run the task's handler, or, when an earlier call of the task was answered before its handler
@@ -259,6 +321,11 @@ class _PluginServer:
             max_workers=self.settings.handler_threads, thread_name_prefix="argoplug-handler"
         )
         asyncio.get_running_loop().set_default_executor(pool)
+        try:
+            await self._start_up()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
         if self.settings.tune_gc:
             # Just after the server listens: the agent must get its first answer fast (CONTRACT §3.7).
             asyncio.get_running_loop().call_later(_GC_TUNE_DELAY, _tune_gc)
@@ -266,8 +333,32 @@ class _PluginServer:
         try:
             yield
         finally:
+            await self._shut_down()
             pool.shutdown(wait=False, cancel_futures=True)
             log.info("plugin server stopped")
+
+    async def _start_up(self) -> None:
+        """Call the startup hooks in registration order; the first that raises stops the start.
+
+        Raises (and keeps in `startup_error`) a HookError naming the package, once it is logged.
+        """
+        served = tuple(self.plugins.values())
+        for impl in self._startup:
+            try:
+                await _call_hook(impl, plugins=served)
+            except Exception as exc:
+                self.startup_error = HookError(failure_message(impl.package, "argoplug_startup", exc))
+                log.error("%s; the server does not start", self.startup_error, exc_info=exc)
+                raise self.startup_error from exc
+
+    async def _shut_down(self) -> None:
+        """Call every shutdown hook, last registered first; one that raises is logged, the rest still run."""
+        served = tuple(self.plugins.values())
+        for impl in reversed(self._shutdown):
+            try:
+                await _call_hook(impl, plugins=served)
+            except Exception as exc:
+                log.error(failure_message(impl.package, "argoplug_shutdown", exc), exc_info=exc)
 
 
 # gen-0 threshold: Python's default of 700 allocations makes a sidecar under load run full collections
@@ -311,6 +402,17 @@ async def _wait(future: asyncio.Future[Any], timeout: float) -> None:
         future.remove_done_callback(wake)
 
 
+def _implementations(hooks: pluggy.PluginManager | None, name: str) -> tuple[Implementation, ...]:
+    return tuple(implementations(hooks, name)) if hooks is not None else ()
+
+
+async def _call_hook(impl: Implementation, **kwargs: Any) -> None:
+    """Call one hook implementation on the event loop, awaiting it when it is a coroutine function."""
+    returned = impl.call(**kwargs)
+    if returned is not None and inspect.isawaitable(returned):
+        await returned
+
+
 class _Call:
     """A handler call answered before it finished: its future, and when it finished (monotonic seconds)."""
 
@@ -331,15 +433,25 @@ def _error(status: int, message: str) -> Response:
     return Response(_reply_encoder.encode({"error": message}), status_code=status, media_type=_JSON)
 
 
-def create_app(plugins: Iterable[Plugin[Any]], settings: ServerSettings | None = None) -> Starlette:
-    """Build the ASGI app serving `plugins`.
+def create_app(
+    plugins: Iterable[Plugin[Any]],
+    settings: ServerSettings | None = None,
+    *,
+    hooks: pluggy.PluginManager | None = None,
+) -> Starlette:
+    """Build the ASGI app serving `plugins`, calling the server hooks implemented in `hooks`.
 
     Routes: `POST /api/v1/template.execute` (CONTRACT §2–§4) and `GET /healthz`. A template whose plugin
     key is not served gets `200 {}`; the token is checked only for served keys (403 on mismatch or a
     missing header); a malformed body gets 400; a handler's error is a Failed/Error node in a 200 reply.
-    Raises ValueError when two plugins claim the same key.
+
+    `hooks` (see `argoplug.hooks.plugin_manager`): the app's lifespan calls `argoplug_startup` before
+    the first answer and `argoplug_shutdown` at the end; `argoplug_before_execute` and
+    `argoplug_after_execute` wrap each handler call of a served key, never a foreign key's `{}`. Their
+    implementations are taken here, once. Raises ValueError when two plugins claim the same key, and
+    HookError for a wrapper implementation of a server hook.
     """
-    server = _PluginServer(plugins, settings or ServerSettings())
+    server = _PluginServer(plugins, settings or ServerSettings(), hooks)
     app = Starlette(
         routes=[
             Route(EXECUTE_PATH, server.execute, methods=["POST"]),
@@ -404,11 +516,18 @@ def serve(
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
     settings: ServerSettings | None = None,
+    hooks: pluggy.PluginManager | None = None,
 ) -> None:
-    """Serve `plugins` on `host:port` with uvicorn until SIGTERM or SIGINT."""
+    """Serve `plugins` on `host:port` with uvicorn until SIGTERM or SIGINT, with the server hooks of `hooks`.
+
+    The startup hooks run before the port is bound; the shutdown hooks after the last answer, once a
+    signal came. Raises the HookError of a startup hook that raised (it is logged with its traceback
+    first, and nothing was served); uvicorn's own start failures (e.g. the port is taken) leave as the
+    SystemExit uvicorn raises.
+    """
     import uvicorn
 
-    app = create_app(plugins, settings)
+    app = create_app(plugins, settings, hooks=hooks)
     # No websockets: the agent speaks plain HTTP/1.1, and importing them costs start-up time and memory.
     config = uvicorn.Config(
         app,
@@ -420,4 +539,30 @@ def serve(
         lifespan="on",
         ws="none",
     )
-    uvicorn.Server(config).run()
+    server: _PluginServer = app.state.plugin_server
+    # A startup hook's failure is logged by the server, with the hook's traceback; uvicorn would log it
+    # again, as the traceback Starlette sends it, before "Application startup failed. Exiting.".
+    repeat = _StartupTracebackFilter(server)
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addFilter(repeat)
+    try:
+        uvicorn.Server(config).run()
+    except SystemExit:
+        if server.startup_error is not None:  # uvicorn exits 3 for any lifespan failure: say which
+            raise server.startup_error from server.startup_error.__cause__
+        raise
+    finally:
+        uvicorn_log.removeFilter(repeat)
+
+
+class _StartupTracebackFilter(logging.Filter):
+    """Drops uvicorn's copy of the traceback of a startup hook's failure, which the server logged."""
+
+    def __init__(self, server: _PluginServer) -> None:
+        super().__init__()
+        self.server = server
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.server.startup_error is None or record.levelno < logging.ERROR:
+            return True
+        return not record.getMessage().startswith("Traceback (most recent call last)")
