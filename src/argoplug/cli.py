@@ -1,4 +1,4 @@
-"""The `argoplug` command line (typer): run, call, plugins, init, and `serve` passed on to `argoplug.console`.
+"""The `argoplug` command line (typer): run, call, plugins, init, build; `serve` goes to `argoplug.console`.
 
 `argoplug.console.main` is the entry point; it serves without importing this module. Heavy imports live
 inside each command.
@@ -79,6 +79,46 @@ def plugins(
     Console().print(table)
     if broken:
         raise typer.Exit(1)
+
+
+@app.command()
+def build(
+    bundle_file: Annotated[
+        Path, typer.Argument(help="The bundle file (see README: the argoplug.yaml reference).")
+    ] = Path("argoplug.yaml"),
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The folder to write into (created if need be).")
+    ] = Path("build"),
+    argo: Annotated[
+        Path | None,
+        typer.Option(
+            "--argo",
+            metavar="DIR",
+            help="Build a plain Argo plugin folder (plugin.yaml + server.*) into DIR, as "
+            "`argo executor-plugin build DIR` does.",
+        ),
+    ] = None,
+) -> None:
+    """Write the ConfigMap, RBAC, IAM policies, Dockerfile and kustomization of a bundle of plugins."""
+    if argo is not None:
+        from argoplug.build.argo import ArgoBuildError, build_folder
+
+        try:
+            written = build_folder(argo)
+        except ArgoBuildError as exc:
+            typer.echo(f"argoplug build: {exc}", err=True)
+            raise typer.Exit(1) from None
+    else:
+        from argoplug.build.bundle import BundleError
+        from argoplug.build.writer import build_bundle
+
+        try:
+            written = build_bundle(bundle_file, output)
+        except BundleError as exc:
+            typer.echo(f"argoplug build: {exc}", err=True)
+            raise typer.Exit(2) from None
+    for path in written:
+        typer.echo(f"{path} created")
 
 
 @app.command()

@@ -1,0 +1,410 @@
+"""The bundle file (`argoplug.yaml`) that `argoplug build` reads: its fields, defaults and checks.
+
+`load_bundle` reads and checks it (every problem named by its field path, with the value and what is
+expected) into a `Bundle`; `argoplug.build.writer.build_bundle` turns a `Bundle` into install files.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from collections.abc import Mapping
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import yaml
+
+from argoplug.build.fields import show as _show
+from argoplug.build.fields import type_problems
+from argoplug.build.quantity import canonical_quantity, quantity_value
+from argoplug.protocol import DEFAULT_PORT
+
+__all__ = [
+    "DEFAULT_ARGO_VERSION",
+    "DEFAULT_LIMITS",
+    "DEFAULT_NAMESPACES",
+    "DEFAULT_REQUESTS",
+    "IMAGE_UID",
+    "MAX_NAME_LENGTH",
+    "Bundle",
+    "BundleError",
+    "Resources",
+    "ServiceAccount",
+    "default_security_context",
+    "load_bundle",
+    "parse_bundle",
+]
+
+DEFAULT_ARGO_VERSION = ">= v3.3"
+DEFAULT_NAMESPACES = ("argo",)
+# `<name>-executor-plugin` names the sidecar container, a DNS-1123 label of at most 63 characters.
+MAX_NAME_LENGTH = 63 - len("-executor-plugin")
+# The uid of the user the generated Dockerfile creates and switches to (`runAsUser` must match it).
+IMAGE_UID = 1000
+
+# Measured (2026-11-21, Python 3.11.7, x86-64, /tmp script not kept) on `argoplug serve --plugin
+# sagemaker-pipelines --log-format json` against the moto sandbox of examples/sagemaker, medians of 3-5
+# fresh starts: RSS 35 MiB idle (boto3 is imported on the first AWS call, not at start); 63.7 MiB once a
+# call has made a boto3 SageMaker client (peak 67.4 MiB); 64.2 MiB after 40 more calls; each further
+# (region, assumed role) adds ~16 MiB (argoplug.aws keeps a boto3 session per pair: 3 more regions and
+# one role took it to 130 MiB); 64 calls, 16 at a time (the agent's most), added 4 MiB. CPU: 0.19 s to
+# start, 0.19 s more for the first AWS call, ~8 ms a call after. So the request sits a little above the
+# working set of one region, and the limit leaves room for about ten more (region, role) pairs: an OOM
+# kill would cut calls short. A 500m CPU limit keeps the start (0.2 s of CPU) far inside the agent's ~15 s.
+DEFAULT_REQUESTS: Mapping[str, str] = {"cpu": "50m", "memory": "80Mi"}
+DEFAULT_LIMITS: Mapping[str, str] = {"cpu": "500m", "memory": "256Mi"}
+
+# Ports CONTRACT §5 says to avoid (commonly taken by other containers of a pod), and those of the
+# published executor plugins: every sidecar of the agent pod shares one network namespace.
+_AVOIDED_PORTS = (80, 443, 8080, 8081, 8443)
+_PUBLISHED_PORTS = {
+    4355: "hello",
+    7984: "python",
+    7522: "slack",
+    3030: "hermes",
+    7492: "awf-aws",
+    3000: "wasm",
+}
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+# IAM role ARNs (IAM User Guide, "IAM identifiers"): partition, 12-digit account, role path and name.
+_ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
+# What each field holds, in the words of a problem message ("<field>: expected <this>, got ...").
+_FIELD_EXPECTED = {
+    "name": "the plugin's name, a DNS-1123 label (lower-case letters, digits, '-')",
+    "image": "the container image, e.g. ghcr.io/you/plugin:0.1.0",
+    "plugins": "a list of installed plugin entry-point names or module:attr paths",
+    "port": "an integer from 1024 to 65535",
+    "settings": "a mapping of plugin name → a mapping of that plugin's settings",
+    "env": "a list of Kubernetes EnvVar mappings (name, value or valueFrom)",
+    "namespaces": "a list of namespaces (DNS-1123 labels)",
+    "logLevel": "one of debug, info, warning, error",
+    "handlerDeadline": "seconds, a number above 0 and below 30",
+}
+
+
+class BundleError(Exception):
+    """The bundle, or what a plugin package's build hook gave for it, is wrong; nothing was written.
+
+    The message names each problem's field path (`port`, `namespaces[1]`, ...) or plugin package, the
+    value, and what is expected; `problems` holds them one by one.
+    """
+
+    def __init__(self, message: str, problems: typing.Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems) or [message]
+
+
+def default_security_context() -> dict[str, Any]:
+    """Return the sidecar's default `SecurityContext`: non-root uid 1000, read-only root, no capabilities."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": IMAGE_UID,
+    }
+
+
+Quantity = str | int | float
+
+
+class Resources(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """The sidecar's `requests` and `limits` (resource name → Kubernetes quantity, e.g. `80Mi`, `50m`)."""
+
+    requests: dict[str, Quantity] = msgspec.field(default_factory=lambda: dict(DEFAULT_REQUESTS))
+    limits: dict[str, Quantity] = msgspec.field(default_factory=lambda: dict(DEFAULT_LIMITS))
+
+
+class ServiceAccount(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True, rename="camel"):
+    """The ServiceAccount `<name>-executor-plugin`: token mounting and IRSA (IAM roles for service accounts).
+
+    - `automount_token`: give the sidecar this account's token; None: only when a hook gave RBAC rules.
+    - `iam_role_arn`: the IAM role for IRSA (annotation `eks.amazonaws.com/role-arn`), or "".
+    - `oidc_provider`: the cluster's OIDC provider (`oidc.eks.<region>.amazonaws.com/id/<ID>`) for the
+      trust policy, or "" for a `<OIDC_PROVIDER>` placeholder.
+    """
+
+    automount_token: bool | None = None
+    iam_role_arn: str = ""
+    oidc_provider: str = ""
+
+
+class Bundle(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True, rename="camel"):
+    """A checked `argoplug.yaml`: what one executor plugin sidecar serves and how it is installed.
+
+    Keys are camelCase, like Kubernetes. Made by `load_bundle` / `parse_bundle`, which check every field:
+
+    - `name` (required): DNS-1123 label, at most 47 characters; objects are named `<name>-executor-plugin`.
+    - `image` (required): the sidecar image the generated Dockerfile builds.
+    - `plugins` (required, at least one): installed entry-point names or `module:attr` paths to serve.
+    - `port` (7733): the containerPort, 1024-65535, not one Argo says to avoid or a published plugin's.
+    - `settings` ({}): plugin name (as in `plugins`) → mapping, given to the build hooks.
+    - `description` (the plugins' keys and descriptions), `argoVersion` (">= v3.3"): the annotations.
+    - `resources`: `requests` (cpu 50m, memory 80Mi) and `limits` (cpu 500m, memory 256Mi); each mapping
+      given replaces its default whole. `securityContext` (`default_security_context()`): likewise.
+    - `serviceAccount`: `automountToken` (true only when a hook gave RBAC rules), `iamRoleArn` (IRSA),
+      `oidcProvider` (for the trust policy; else a placeholder).
+    - `namespaces` (["argo"]): where the plugin is installed. `workflowServiceAccount`: what workflows run
+      as (default: `<name>-executor-plugin` with `iamRoleArn`, else `default`).
+    - `env` ([]): extra EnvVars. `logLevel`, `handlerDeadline` (seconds): `argoplug serve` options.
+    """
+
+    name: str
+    image: str
+    plugins: list[str]
+    port: int = DEFAULT_PORT
+    settings: dict[str, dict[str, Any]] = {}
+    description: str = ""
+    argo_version: str = DEFAULT_ARGO_VERSION
+    resources: Resources = msgspec.field(default_factory=Resources)
+    security_context: dict[str, Any] = msgspec.field(default_factory=default_security_context)
+    service_account: ServiceAccount = msgspec.field(default_factory=ServiceAccount)
+    namespaces: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_NAMESPACES))
+    workflow_service_account: str = ""
+    env: list[dict[str, Any]] = []
+    log_level: Literal["debug", "info", "warning", "error"] | None = None
+    handler_deadline: float | None = None
+
+    @property
+    def sidecar_name(self) -> str:
+        """`<name>-executor-plugin`: the ConfigMap, container and ServiceAccount name Argo expects."""
+        return f"{self.name}-executor-plugin"
+
+    @property
+    def agent_service_account(self) -> str:
+        """The service account workflows (and so the agent pod) run as.
+
+        `workflowServiceAccount` when given; else `<name>-executor-plugin` with IRSA (EKS gives a pod the
+        role of the service account the pod runs as, and the agent pod runs as the workflow's), else
+        `default`.
+        """
+        if self.workflow_service_account:
+            return self.workflow_service_account
+        return self.sidecar_name if self.service_account.iam_role_arn else "default"
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Read and check the bundle file at `path` (YAML); return the Bundle.
+
+    Raises BundleError naming the file and every field that is wrong.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BundleError(f"cannot read bundle {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise BundleError(f"bundle {path} is not valid YAML: {exc}") from None
+    return parse_bundle(raw, source=str(path))
+
+
+def parse_bundle(raw: Any, *, source: str = "bundle") -> Bundle:
+    """Check the decoded bundle `raw` (a mapping, as from YAML) and return it as a Bundle.
+
+    Types come first (msgspec, strict), then the values: names, port, quantities, ARNs. Raises
+    BundleError listing every problem, each as `<field path>: <what is wrong>`.
+    """
+    if not isinstance(raw, Mapping):
+        raise BundleError(f"{source}: expected a mapping of bundle fields, got {_show(raw)}")
+    problems = type_problems(raw, Bundle, expected=_FIELD_EXPECTED)
+    if not problems:
+        try:
+            bundle = msgspec.convert(raw, Bundle)
+        except msgspec.ValidationError as exc:  # a case type_problems does not foresee
+            problems = [str(exc)]
+        else:
+            problems = _value_problems(bundle)
+    if problems:
+        raise BundleError(
+            f"invalid bundle {source}:\n" + "\n".join(f"  - {p}" for p in problems),
+            [f"{source}: {p}" for p in problems],
+        )
+    return _normalized(bundle)
+
+
+# --- values -----------------------------------------------------------------------------------------
+
+
+def _value_problems(bundle: Bundle) -> list[str]:
+    problems: list[str] = []
+    if not _DNS_LABEL.match(bundle.name) or len(bundle.name) > MAX_NAME_LENGTH:
+        problems.append(
+            f"name: expected a DNS-1123 label of at most {MAX_NAME_LENGTH} characters (lower-case letters, "
+            f"digits, '-'; `<name>-executor-plugin` must fit in 63), got {_show(bundle.name)}"
+        )
+    if not bundle.image.strip() or any(c.isspace() for c in bundle.image):
+        problems.append(f"image: expected {_FIELD_EXPECTED['image']} (no spaces), got {_show(bundle.image)}")
+    problems.extend(_port_problems(bundle.port))
+    problems.extend(_plugin_list_problems(bundle))
+    problems.extend(_name_list_problems("namespaces", bundle.namespaces, "namespace"))
+    if bundle.workflow_service_account and not _is_subdomain(bundle.workflow_service_account):
+        problems.append(
+            "workflowServiceAccount: expected a service account name (a DNS-1123 subdomain), "
+            f"got {_show(bundle.workflow_service_account)}"
+        )
+    problems.extend(_resource_problems(bundle.resources))
+    problems.extend(_service_account_problems(bundle))
+    problems.extend(_env_problems(bundle.env))
+    if not bundle.security_context:
+        problems.append("securityContext: expected a Kubernetes SecurityContext (Argo requires one), got {}")
+    if not bundle.argo_version.strip():
+        problems.append("argoVersion: expected a version constraint like '>= v3.3', got ''")
+    deadline = bundle.handler_deadline
+    if deadline is not None and not 0 < deadline < 30:
+        problems.append(
+            f"handlerDeadline: expected {_FIELD_EXPECTED['handlerDeadline']} (the agent gives up on a "
+            f"call after 30 s), got {_show(deadline)}"
+        )
+    return problems
+
+
+def _port_problems(port: int) -> list[str]:
+    if not 1 <= port <= 65535:
+        return [f"port: expected an integer from 1024 to 65535, got {port}"]
+    if port in _AVOIDED_PORTS:
+        return [
+            f"port: {port} is one Argo tells executor plugins to avoid (80, 443, 8080, 8081, 8443: other "
+            "containers commonly listen there, and all sidecars of the agent pod share one network); "
+            f"pick another from 1024 to 65535 (default {DEFAULT_PORT})"
+        ]
+    if port < 1024:
+        return [
+            f"port: {port} is below 1024, which needs root or CAP_NET_BIND_SERVICE, and the sidecar runs "
+            f"as uid {IMAGE_UID} with every capability dropped; pick one from 1024 to 65535"
+        ]
+    if port in _PUBLISHED_PORTS:
+        return [
+            f"port: {port} is the port of the published executor plugin {_PUBLISHED_PORTS[port]!r}; all "
+            "sidecars of an agent pod share one network, so both could not listen; pick another"
+        ]
+    return []
+
+
+def _plugin_list_problems(bundle: Bundle) -> list[str]:
+    problems: list[str] = []
+    if not bundle.plugins:
+        problems.append(f"plugins: expected at least one plugin ({_FIELD_EXPECTED['plugins']}), got []")
+    seen: set[str] = set()
+    for index, name in enumerate(bundle.plugins):
+        if not name.strip():
+            problems.append(f"plugins[{index}]: expected a plugin name, got {_show(name)}")
+        elif name in seen:
+            problems.append(f"plugins[{index}]: {name!r} is listed twice")
+        seen.add(name)
+    for key in bundle.settings:
+        if key not in seen:
+            problems.append(
+                f"settings.{key}: not a plugin of this bundle (settings are keyed by the names in "
+                f"`plugins`: {', '.join(bundle.plugins) or 'none'})"
+            )
+    return problems
+
+
+def _name_list_problems(field: str, names: list[str], what: str) -> list[str]:
+    problems: list[str] = []
+    if not names:
+        problems.append(f"{field}: expected at least one {what}, got []")
+    for index, name in enumerate(names):
+        if not _DNS_LABEL.match(name) or len(name) > 63:
+            problems.append(
+                f"{field}[{index}]: expected a {what} name, a DNS-1123 label (at most 63 lower-case "
+                f"letters, digits and '-', starting and ending with a letter or digit), got {_show(name)}"
+            )
+        elif name in names[:index]:
+            problems.append(f"{field}[{index}]: {name!r} is listed twice")
+    return problems
+
+
+def _resource_problems(resources: Resources) -> list[str]:
+    problems: list[str] = []
+    values: dict[str, dict[str, Fraction]] = {}
+    for part in ("requests", "limits"):
+        quantities: dict[str, Quantity] = getattr(resources, part)
+        if not quantities:
+            problems.append(
+                f"resources.{part}: expected at least one quantity (Argo requires {part}), got {{}}"
+            )
+        for resource, quantity in quantities.items():
+            try:
+                values.setdefault(resource, {})[part] = quantity_value(quantity)
+            except ValueError as exc:
+                problems.append(f"resources.{part}.{resource}: {exc}")
+    for resource, amounts in values.items():
+        if "requests" in amounts and "limits" in amounts and amounts["requests"] > amounts["limits"]:
+            problems.append(
+                f"resources.requests.{resource}: expected at most the limit "
+                f"{resources.limits[resource]!r}, got {resources.requests[resource]!r}"
+            )
+    return problems
+
+
+def _service_account_problems(bundle: Bundle) -> list[str]:
+    account = bundle.service_account
+    problems: list[str] = []
+    if account.iam_role_arn and not _ROLE_ARN.match(account.iam_role_arn):
+        problems.append(
+            "serviceAccount.iamRoleArn: expected an IAM role ARN like arn:aws:iam::123456789012:role/name, "
+            f"got {_show(account.iam_role_arn)}"
+        )
+    provider = account.oidc_provider.removeprefix("https://")
+    if provider and (not account.iam_role_arn or "/" not in provider or any(c.isspace() for c in provider)):
+        problems.append(
+            "serviceAccount.oidcProvider: expected the cluster's OIDC provider, e.g. "
+            "oidc.eks.us-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE, with iamRoleArn set; "
+            f"got {_show(account.oidc_provider)}"
+        )
+    runs_as = bundle.agent_service_account
+    if account.iam_role_arn and runs_as != bundle.sidecar_name:
+        problems.append(
+            f"workflowServiceAccount: {runs_as!r} with serviceAccount.iamRoleArn: EKS gives a pod the IAM "
+            "role of the service account the pod runs as, and the agent pod (with this sidecar) runs as "
+            f"the workflow's; leave workflowServiceAccount out (it then is {bundle.sidecar_name!r}) and run "
+            f"workflows as serviceAccountName: {bundle.sidecar_name}, or drop iamRoleArn and annotate "
+            f"{runs_as!r} yourself"
+        )
+    return problems
+
+
+def _env_problems(env: list[dict[str, Any]]) -> list[str]:
+    problems: list[str] = []
+    names: list[str] = []
+    for index, var in enumerate(env):
+        name = var.get("name")
+        if not isinstance(name, str) or not _ENV_NAME.match(name):
+            problems.append(f"env[{index}].name: expected an environment variable name, got {_show(name)}")
+            continue
+        if name in names:
+            problems.append(f"env[{index}].name: {name!r} is set twice")
+        names.append(name)
+        if "value" in var and not isinstance(var["value"], str):
+            problems.append(
+                f"env[{index}].value: expected a string (quote numbers and booleans), "
+                f"got {_show(var['value'])}"
+            )
+        unknown = sorted(set(var) - {"name", "value", "valueFrom"})
+        if unknown:
+            problems.append(
+                f"env[{index}]: {', '.join(unknown)} not fields of an EnvVar "
+                "(expected name, value, valueFrom)"
+            )
+    return problems
+
+
+def _is_subdomain(name: str) -> bool:
+    return bool(_DNS_SUBDOMAIN.match(name)) and len(name) <= 253
+
+
+def _normalized(bundle: Bundle) -> Bundle:
+    resources = Resources(
+        requests={k: canonical_quantity(v) for k, v in bundle.resources.requests.items()},
+        limits={k: canonical_quantity(v) for k, v in bundle.resources.limits.items()},
+    )
+    account = msgspec.structs.replace(
+        bundle.service_account, oidc_provider=bundle.service_account.oidc_provider.removeprefix("https://")
+    )
+    return msgspec.structs.replace(bundle, resources=resources, service_account=account)

@@ -1,0 +1,357 @@
+"""`argoplug build` from a bundle file: load the plugins, gather the build hooks, render and write every file.
+
+The CLI calls `build_bundle(bundle_file, out_dir)`. Every text is rendered before anything is written, so
+a bad bundle, an unknown plugin or a failing hook leaves `out_dir` as it was.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from argoplug.build import argo
+from argoplug.build.bundle import Bundle, BundleError, load_bundle
+from argoplug.build.iam import OIDC_PLACEHOLDER, permissions_policy, policy_text, trust_policy
+from argoplug.build.image import WHEELS_DIR, dockerfile_text, requirements
+from argoplug.build.manifests import (
+    agent_role_objects,
+    checked_env,
+    checked_rules,
+    checked_volume_mounts,
+    checked_volumes,
+    container,
+    executor_plugin,
+    kustomization,
+    plugin_role_objects,
+    pod_spec_patch,
+    service_account_objects,
+)
+from argoplug.hooks import HookError, contributions, plugin_manager
+from argoplug.hookspecs import BuildContext
+from argoplug.registry import LoadedPlugins, PluginLoadError, load
+
+__all__ = ["OPTIONAL_FILES", "Rendered", "build_bundle", "render_bundle", "write_files"]
+
+# Files a build writes only for some bundles; a later build that does not write one removes it, so the
+# folder never holds a stale policy or role.
+OPTIONAL_FILES = ("plugin-role.yaml", "iam-policy.json", "iam-trust-policy.json", "agent-pod-spec-patch.yaml")
+
+Rendered = dict[str, str]
+
+_WHEELS_README = """\
+Wheels put here are installed before PyPI is asked (`pip install --find-links`): argoplug while it is
+not on PyPI, and private plugin packages. E.g. `pip wheel --no-deps -w wheels /path/to/argoplug`.
+"""
+
+
+def build_bundle(bundle_file: Path, out_dir: Path) -> list[Path]:
+    """Build the install files of the bundle file `bundle_file` into `out_dir`; return the paths written.
+
+    Writes `plugin.yaml`, `<name>-executor-plugin-configmap.yaml`, `service-account.yaml`,
+    `agent-role.yaml`, `kustomization.yaml`, `Dockerfile`, `wheels/README.md`, `README.md`, and when the
+    plugins call for them `plugin-role.yaml`, `iam-policy.json`, `iam-trust-policy.json` and
+    `agent-pod-spec-patch.yaml` (see `render_bundle`). `out_dir` is created if needed; files already
+    there are replaced. Raises BundleError, with nothing written, for a bad bundle (naming the field), an
+    unknown plugin (listing those installed), or a build hook that raises or returns something wrong
+    (naming the plugin package).
+    """
+    bundle = load_bundle(bundle_file)
+    return write_files(render_bundle(bundle), Path(out_dir))
+
+
+def render_bundle(bundle: Bundle) -> Rendered:
+    """Return every file of `bundle`'s build: relative path → text. Writes nothing.
+
+    Raises BundleError as `build_bundle` does.
+    """
+    loaded = _load_plugins(bundle)
+    context = BuildContext(
+        name=bundle.name,
+        namespaces=tuple(bundle.namespaces),
+        plugin_keys=tuple(plugin.key for plugin in loaded.plugins),
+        settings=copy.deepcopy(bundle.settings),  # no hook can change what the next one sees
+        iam_role_arn=bundle.service_account.iam_role_arn,
+    )
+    try:
+        manager = plugin_manager(loaded.packages)
+
+        def gather(hook: str) -> list[tuple[str, Any]]:
+            return contributions(manager, hook, context=context)
+
+        env = checked_env(gather("argoplug_container_env"), bundle.env)
+        volumes = checked_volumes(gather("argoplug_container_volumes"))
+        mounts = checked_volume_mounts(gather("argoplug_container_volume_mounts"), volumes)
+        rule_items = gather("argoplug_kubernetes_rules")
+        rules = checked_rules(rule_items)
+        policy = permissions_policy(gather("argoplug_iam_statements"))
+        docker_lines = gather("argoplug_dockerfile_lines")
+    except HookError as exc:
+        raise BundleError(str(exc)) from exc
+
+    automount = bundle.service_account.automount_token
+    if automount is None:
+        automount = bool(rules)
+    elif not automount and rules:
+        packages = sorted({package for package, _ in rule_items})
+        raise BundleError(
+            "serviceAccount.automountToken: false, but the plugins need Kubernetes access (RBAC rules from "
+            f"{', '.join(packages)}), which takes the service account's token; remove the setting"
+        )
+    manifest = executor_plugin(
+        bundle,
+        description=bundle.description or _description(loaded),
+        sidecar=container(bundle, env=env, volume_mounts=mounts),
+        automount_token=automount,
+    )
+    try:
+        argo.validate_sidecar(manifest)
+    except argo.ArgoBuildError as exc:
+        raise BundleError(f"the ExecutorPlugin would not build: {exc}") from exc
+
+    files: Rendered = {"plugin.yaml": argo.to_go_yaml(manifest)}
+    configmap = f"{bundle.sidecar_name}-configmap.yaml"
+    files[configmap] = _configmaps(manifest, bundle.namespaces)
+    manifests = {
+        "service-account.yaml": [o for ns in bundle.namespaces for o in service_account_objects(bundle, ns)],
+        "plugin-role.yaml": [o for ns in bundle.namespaces for o in plugin_role_objects(bundle, ns, rules)],
+        "agent-role.yaml": [o for ns in bundle.namespaces for o in agent_role_objects(bundle, ns)],
+    }
+    if not rules:
+        del manifests["plugin-role.yaml"]
+    for name, objects in manifests.items():
+        files[name] = "---\n".join(argo.to_go_yaml(obj) for obj in objects)
+    files["kustomization.yaml"] = argo.to_go_yaml(kustomization([configmap, *manifests]))
+    if policy is not None:
+        files["iam-policy.json"] = policy_text(policy)
+    if bundle.service_account.iam_role_arn:
+        files["iam-trust-policy.json"] = policy_text(trust_policy(bundle))
+    if volumes:
+        files["agent-pod-spec-patch.yaml"] = argo.to_go_yaml(pod_spec_patch(volumes))
+    reqs = requirements(loaded.packages)
+    files["Dockerfile"] = dockerfile_text(bundle, reqs, docker_lines)
+    files[f"{WHEELS_DIR}/README.md"] = _WHEELS_README
+    files["README.md"] = _readme(bundle, files, configmap=configmap, keys=context.plugin_keys, pins=reqs.pins)
+    return files
+
+
+def write_files(files: Mapping[str, str], out_dir: Path) -> list[Path]:
+    """Write `files` (relative path → text) into `out_dir`; return the paths written, in `files` order.
+
+    All are written into a fresh folder next to `out_dir` first, then moved in: a new `out_dir` appears
+    whole (one rename), an existing one gets each file replaced in one step. `OPTIONAL_FILES` not in
+    `files` are removed from it. Raises BundleError when `out_dir` is a file.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BundleError(f"output folder {out_dir} is a file")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        for relative, text in files.items():
+            target = staging / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        if not out_dir.exists():
+            staging.chmod(0o755)  # mkdtemp's 0700 would otherwise become out_dir's
+            staging.rename(out_dir)
+        else:
+            for relative in files:
+                (out_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging / relative, out_dir / relative)
+            for stale in OPTIONAL_FILES:
+                if stale not in files:
+                    (out_dir / stale).unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [out_dir / relative for relative in files]
+
+
+def _load_plugins(bundle: Bundle) -> LoadedPlugins:
+    problems = []
+    for index, name in enumerate(bundle.plugins):
+        try:
+            load([name])
+        except PluginLoadError as exc:
+            problems.append(f"plugins[{index}]: {exc}")
+    if problems:
+        raise BundleError("; ".join(problems), problems)
+    try:
+        return load(bundle.plugins)
+    except PluginLoadError as exc:
+        raise BundleError(f"plugins: {exc}") from exc
+
+
+def _configmaps(manifest: Mapping[str, Any], namespaces: Sequence[str]) -> str:
+    # One namespace: exactly what `argo executor-plugin build` writes from plugin.yaml (which names it).
+    # Several: that file once per namespace, as Argo writes it from plugin.yaml with that namespace.
+    if len(namespaces) == 1:
+        return argo.configmap_text(dict(manifest))
+    texts = []
+    for namespace in namespaces:
+        metadata = {**manifest["metadata"], "namespace": namespace}
+        texts.append(argo.configmap_text({**manifest, "metadata": metadata}))
+    return "---\n".join(texts)
+
+
+def _description(loaded: LoadedPlugins) -> str:
+    lines = ["Served by argoplug. Plugin keys:", ""]
+    for plugin in loaded.plugins:
+        about = f": {plugin.description}" if plugin.description else ""
+        lines.append(f"- `{plugin.key}`{about}")
+    return "\n".join(lines) + "\n"
+
+
+_FILE_ROLES = {
+    "{configmap}": "the ConfigMap the workflow controller reads the plugin from, as `argo executor-plugin "
+    "build` writes it (one per namespace)",
+    "plugin.yaml": "the ExecutorPlugin; `argo executor-plugin build .` makes the ConfigMap from it "
+    "(and would replace this README with its own)",
+    "service-account.yaml": "ServiceAccount `{sa}` and its token Secret `{sa}.service-account-token`, "
+    "in each namespace",
+    "plugin-role.yaml": "Role and RoleBinding `{sa}`: exactly the Kubernetes rules the plugins asked for",
+    "agent-role.yaml": "Role and RoleBinding `{sa}-agent` for the agent, bound to `{runs_as}`: "
+    "`workflowtasksets` list, watch and `workflowtasksets/status` patch",
+    "kustomization.yaml": "lists every manifest: `kubectl apply -k .`",
+    "iam-policy.json": "the IAM permissions policy: exactly the AWS actions the plugins call",
+    "iam-trust-policy.json": "the trust policy of the IAM role, for IRSA",
+    "agent-pod-spec-patch.yaml": "volumes the plugins need, for the workflows' `spec.podSpecPatch`",
+    "Dockerfile": "the sidecar image; `wheels/` holds wheels to install before PyPI",
+}
+
+_README_HEAD = """\
+# {name}: an Argo Workflows executor plugin
+
+Generated by `argoplug build` from a bundle file (`argoplug.yaml`): change the bundle and build
+again rather than editing these files. The sidecar `{sa}` runs `argoplug serve` on port {port}
+from image `{image}`, serving the plugin keys {keys}, in the namespaces {namespaces}.
+
+| file | what it is |
+|---|---|
+{rows}
+
+## Build the image
+
+    pip wheel --no-deps -w wheels /path/to/argoplug    # argoplug is not on PyPI yet
+    docker build -t {image} .
+    docker push {image}
+
+It installs {pins} (the versions this build ran with) and runs as uid 1000 with a read-only root
+filesystem.
+"""
+
+_README_IRSA = """
+## AWS credentials (IRSA)
+
+The sidecar gets the IAM role `{role_arn}` by IRSA. EKS gives a pod the role of the service
+account the pod runs as, and the agent pod (where the sidecar runs) runs as the workflow's: run the
+workflows that use this plugin as `serviceAccountName: {runs_as}`. Create the role:
+
+{commands}
+"""
+
+_README_NO_ROLE = """
+## AWS credentials
+
+Give the sidecar AWS credentials allowed by `iam-policy.json`: set `serviceAccount.iamRoleArn` in the
+bundle for IRSA, or add AWS_* variables (e.g. from a Secret) to its `env`.
+"""
+
+_README_INSTALL = """
+## Install
+
+    kubectl apply -k .
+
+The workflow controller needs `ARGO_EXECUTOR_PLUGINS=true`. It gives an agent pod the plugins of its
+own namespace and of the workflow's (workflow/controller/agent.go): do not list the controller's
+namespace together with other namespaces, or the sidecar would be added twice.
+"""
+
+_README_TOKEN = """
+The agent pod mounts the token of `{runs_as}`: on Kubernetes 1.24+ that account needs a Secret
+`{runs_as}.service-account-token` of type `kubernetes.io/service-account-token` (Argo's docs,
+"Service Account Secrets"). It is not generated here, as the account is not this bundle's.
+"""
+
+_README_VOLUMES = """
+## Volumes: `agent-pod-spec-patch.yaml`
+
+Argo gives the agent pod a plugin's container only, not its volumes, yet the sidecar mounts the
+volumes of this file. Every workflow that gets an agent pod in these namespaces must carry them in
+`spec.podSpecPatch` (Argo applies it to the agent pod, and harmlessly to the workflow's other pods),
+or Kubernetes refuses the agent pod. Paste the file there, or set it for every workflow in the
+controller's `workflowDefaults`:
+
+    spec:
+      podSpecPatch: |
+{patch}
+"""
+
+_README_USE = """
+## Use
+
+    spec:
+      serviceAccountName: {runs_as}
+      templates:
+        - name: step
+          plugin:
+            {key}: {{...}}
+
+## Uninstall
+
+    kubectl delete -k .
+"""
+
+
+def _readme(
+    bundle: Bundle, files: Mapping[str, str], *, configmap: str, keys: Sequence[str], pins: Sequence[str]
+) -> str:
+    sa, runs_as = bundle.sidecar_name, bundle.agent_service_account
+    role_arn = bundle.service_account.iam_role_arn
+    rows = [
+        f"| `{name.format(configmap=configmap)}` | {role.format(sa=sa, runs_as=runs_as)} |"
+        for name, role in _FILE_ROLES.items()
+        if name.format(configmap=configmap) in files
+    ]
+    text = _README_HEAD.format(
+        name=bundle.name,
+        sa=sa,
+        port=bundle.port,
+        image=bundle.image,
+        keys=", ".join(f"`{key}`" for key in keys),
+        namespaces=", ".join(f"`{namespace}`" for namespace in bundle.namespaces),
+        rows="\n".join(rows),
+        pins=", ".join(f"`{pin}`" for pin in pins),
+    )
+    if role_arn:
+        role = role_arn.rsplit("/", 1)[-1]
+        commands = []
+        if OIDC_PLACEHOLDER in files["iam-trust-policy.json"]:
+            commands += [
+                "OIDC=$(aws eks describe-cluster --name CLUSTER --query cluster.identity.oidc.issuer \\",
+                "    --output text | sed 's|^https://||')",
+                f'sed -i "s|{OIDC_PLACEHOLDER}|$OIDC|g" iam-trust-policy.json',
+            ]
+        commands.append(
+            f"aws iam create-role --role-name {role} --assume-role-policy-document file://iam-trust-policy.json"
+        )
+        if "iam-policy.json" in files:
+            commands.append(
+                f"aws iam put-role-policy --role-name {role} --policy-name {sa} "
+                "--policy-document file://iam-policy.json"
+            )
+        text += _README_IRSA.format(
+            role_arn=role_arn, runs_as=runs_as, commands="\n".join(f"    {c}" for c in commands)
+        )
+    elif "iam-policy.json" in files:
+        text += _README_NO_ROLE
+    text += _README_INSTALL
+    if runs_as != sa:
+        text += _README_TOKEN.format(runs_as=runs_as)
+    if "agent-pod-spec-patch.yaml" in files:
+        patch = files["agent-pod-spec-patch.yaml"].splitlines()
+        text += _README_VOLUMES.format(patch="\n".join(f"        {line}" for line in patch))
+    return text + _README_USE.format(runs_as=runs_as, key=keys[0] if keys else bundle.name)
