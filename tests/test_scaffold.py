@@ -265,7 +265,7 @@ def test_the_generated_package_installs_and_its_tests_pass(tmp_path: Path) -> No
 
     done = run(python, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=package)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "5 passed" in done.stdout, done.stdout
+    assert "6 passed" in done.stdout, done.stdout
 
     done = run(python, "-m", "argoplug", "plugins", COLUMNS="200")
     assert done.returncode == 0, done.stdout + done.stderr

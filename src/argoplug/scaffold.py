@@ -255,6 +255,14 @@ KEY = plugin.key
 
 def test_succeeds_with_outputs(live_server: StartServer) -> None:
     server = live_server([plugin])
+    node = server.run_task({KEY: {"message": "hello", "times": "2"}})  # as Argo's agent calls it
+    assert node.phase == "Succeeded"
+    assert node.outputs is not None
+    assert [(p.name, p.value) for p in node.outputs.parameters] == [("text", "hello hello")]
+
+
+def test_the_reply_is_what_argo_reads(live_server: StartServer) -> None:
+    server = live_server([plugin])
     reply = server.execute({KEY: {"message": "hello", "times": "2"}})
     assert reply["node"]["phase"] == "Succeeded"
     assert reply["node"]["outputs"]["parameters"] == [{"name": "text", "value": "hello hello"}]
