@@ -657,9 +657,14 @@ class _GoEmitter(Emitter):
             return bool(self.check_empty_mapping())
         return isinstance(event, AliasEvent)
 
+    def _scalar_event(self) -> ScalarEvent:
+        # The emitter asks for a scalar's analysis and style only while it emits a scalar.
+        assert isinstance(self.event, ScalarEvent), self.event
+        return self.event
+
     def _analysis(self) -> Any:
         if self.analysis is None:
-            self.analysis = self.analyze_scalar(self.event.value)
+            self.analysis = self.analyze_scalar(self._scalar_event().value)
         return self.analysis
 
     def analyze_scalar(self, scalar: str) -> ScalarAnalysis:
@@ -714,7 +719,7 @@ class _GoEmitter(Emitter):
 
     def choose_scalar_style(self) -> str:
         analysis = self._analysis()
-        style = self.event.style or ""
+        style = self._scalar_event().style or ""
         if self.simple_key_context and analysis.multiline:
             style = '"'
         if style == "":
