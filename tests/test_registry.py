@@ -123,3 +123,30 @@ def test_a_plugin_without_an_argument_type_takes_any_object() -> None:
         "type": "object",
         "description": "Anything goes",
     }
+
+
+def install_fake_package(site: Path, package: str, entry_points: str) -> None:
+    """A distribution as pip leaves it: a dist-info folder with METADATA and entry_points.txt."""
+    info = site / f"{package.replace('-', '_')}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(entry_points)
+
+
+def test_a_plugin_name_two_packages_register_is_refused_naming_both(
+    on_path: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for package in ("greet-one", "greet-two"):
+        install_fake_package(tmp_path, package, "[argoplug.plugins]\ngreet = sample_plugins:greet\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    assert registry.claimed_twice()["greet"] == ["greet-one", "greet-two"]
+    expected = "plugin name 'greet' is registered by two installed packages: greet-one and greet-two"
+    with pytest.raises(PluginLoadError, match=expected):
+        load_plugins(["greet"])
+    with pytest.raises(PluginLoadError, match=expected):
+        load_plugins()
+    described = {entry.name: entry for entry in describe_installed()}
+    assert described["greet"].plugins == ()
+    assert expected in described["greet"].error
+    assert described["sagemaker-pipelines"].error == ""

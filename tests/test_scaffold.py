@@ -138,10 +138,17 @@ def test_refuses_bad_names(tmp_path: Path, name: str, problem: str) -> None:
     assert not target.exists()
 
 
-@pytest.mark.parametrize("name", ["import", "json", "argoplug"])
+@pytest.mark.parametrize("name", ["import", "json", "argoplug", "test", "yaml", "starlette", "boto3"])
 def test_refuses_names_whose_package_cannot_be_imported_alone(tmp_path: Path, name: str) -> None:
     with pytest.raises(ScaffoldError, match=f"invalid plugin name '{name}': its Python package '{name}'"):
         init_plugin(name, tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+
+
+def test_refuses_the_name_of_an_installed_plugin(tmp_path: Path) -> None:
+    with pytest.raises(ScaffoldError) as refused:
+        init_plugin("sagemaker-pipelines", tmp_path / "new")
+    assert "an installed package (argoplug) registers a plugin of that name" in str(refused.value)
     assert not (tmp_path / "new").exists()
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "InstalledPlugin",
     "LoadedPlugins",
     "PluginLoadError",
+    "claimed_twice",
     "describe_installed",
     "load",
     "load_plugins",
@@ -65,8 +66,33 @@ def _load_path(spec: str) -> list[Plugin[Any]]:
 
 
 def installed() -> dict[str, importlib.metadata.EntryPoint]:
-    """Map the names of installed plugin entry points to the entry points."""
-    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    """Map the names of installed plugin entry points to the entry points (the first of a name claimed
+    twice: see `claimed_twice`)."""
+    found: dict[str, importlib.metadata.EntryPoint] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep)
+    return found
+
+
+def claimed_twice() -> dict[str, list[str]]:
+    """Map each plugin entry-point name that two or more installed packages register to those packages.
+
+    Python would load only one of them, silently; argoplug refuses to load such a name instead.
+    """
+    packages: dict[str, list[str]] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        package = ep.dist.name if ep.dist else ep.value
+        if package not in packages.setdefault(ep.name, []):
+            packages[ep.name].append(package)
+    return {name: sorted(found) for name, found in packages.items() if len(found) > 1}
+
+
+def _refuse_claimed_twice(name: str, conflicts: dict[str, list[str]]) -> None:
+    if name in conflicts:
+        raise PluginLoadError(
+            f"plugin name {name!r} is registered by two installed packages: "
+            f"{' and '.join(conflicts[name])}; uninstall one of them"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,14 +110,16 @@ class LoadedPlugins:
 def load(names: Sequence[str] = ()) -> LoadedPlugins:
     """Load the plugins named (entry-point names, or `module:attr` paths), or every installed one.
 
-    Raises PluginLoadError for an unknown name, a failing import, or a plugin key claimed twice (naming
-    both owners).
+    Raises PluginLoadError for an unknown name, a failing import, a plugin key claimed twice or an
+    entry-point name two packages register (naming both).
     """
     entry_points = installed()
+    conflicts = claimed_twice()
     loaded: list[tuple[str, Plugin[Any]]] = []
     packages: list[tuple[str, ModuleType]] = []
     for name in names or sorted(entry_points):
         if name in entry_points:
+            _refuse_claimed_twice(name, conflicts)
             ep = entry_points[name]
             try:
                 obj = ep.load()
@@ -139,10 +167,12 @@ class InstalledPlugin:
 def describe_installed() -> list[InstalledPlugin]:
     """Load every installed plugin entry point and describe it, by name; a failing one is described too."""
     found: list[InstalledPlugin] = []
+    conflicts = claimed_twice()
     for name, ep in sorted(installed().items()):
         package = ep.dist.name if ep.dist else ep.value
         version = ep.dist.version if ep.dist else ""
         try:
+            _refuse_claimed_twice(name, conflicts)
             plugins = tuple(plugins_of(ep.load(), f"entry point {name!r}"))
         except Exception as exc:  # a broken package must not hide the others
             found.append(InstalledPlugin(name, package, version, error=f"{type(exc).__name__}: {exc}"))

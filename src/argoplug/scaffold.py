@@ -5,6 +5,7 @@ The CLI's `init` command calls `init_plugin`; the text of every file it writes i
 
 from __future__ import annotations
 
+import importlib.util
 import keyword
 import re
 import shutil
@@ -20,8 +21,9 @@ __all__ = ["MAX_NAME_LENGTH", "ScaffoldError", "check_name", "init_plugin"]
 EXECUTOR_PLUGIN_SUFFIX = "-executor-plugin"
 MAX_NAME_LENGTH = 63 - len(EXECUTOR_PLUGIN_SUFFIX)
 _NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
-# Top-level modules the generated package imports or must not shadow (it is installed beside them).
-_TAKEN_MODULES = frozenset({"argoplug", "msgspec", "pytest", "tests"})
+# Top-level modules the generated package must not shadow beyond those importable here: pytest's test
+# folders (`tests` holds the package's own tests; `test` is stdlib's, left out of stdlib_module_names).
+_TAKEN_MODULES = frozenset({"argoplug", "msgspec", "pytest", "tests", "test"})
 
 
 class ScaffoldError(Exception):
@@ -33,7 +35,9 @@ def check_name(name: str) -> None:
 
     The name becomes the plugin key, the distribution and entry-point name and the Kubernetes name
     `<name>-executor-plugin` (63 characters at most); the Python package is `name` with '-' → '_'.
-    Raises ScaffoldError naming the value, what is wrong with it and what is expected.
+    Raises ScaffoldError naming the value, what is wrong with it and what is expected; also when the
+    package would shadow a module importable here (stdlib, an installed distribution, `test`/`tests`)
+    or an installed package already registers a plugin of that name.
     """
     expected = (
         f"expected a DNS-1123 label of at most {MAX_NAME_LENGTH} characters: lowercase letters, digits "
@@ -59,10 +63,24 @@ def check_name(name: str) -> None:
     if problem:
         raise ScaffoldError(f"invalid plugin name {name!r}: {problem}; {expected}")
     module = _module_name(name)
-    if keyword.iskeyword(module) or module in sys.stdlib_module_names or module in _TAKEN_MODULES:
+    if (
+        keyword.iskeyword(module)
+        or module in sys.stdlib_module_names
+        or module in _TAKEN_MODULES
+        or importlib.util.find_spec(module) is not None
+    ):
         raise ScaffoldError(
             f"invalid plugin name {name!r}: its Python package {module!r} would be unimportable or shadow "
             "another module; choose another name, like 'my-plugin'"
+        )
+    from argoplug.registry import installed
+
+    taken = installed().get(name)
+    if taken is not None:
+        package = taken.dist.name if taken.dist else taken.value
+        raise ScaffoldError(
+            f"invalid plugin name {name!r}: an installed package ({package}) registers a plugin of that "
+            "name; choose another name, like 'my-plugin'"
         )
 
 
@@ -339,8 +357,9 @@ image, the port and the plugins it serves. Set `image` to your registry, then:
 
     argoplug build
 
-It writes the image's Dockerfile and the manifests to install with `kubectl -n argo apply -f` (see
-`argoplug build --help`). Argo's controller needs `ARGO_EXECUTOR_PLUGINS=true` to run executor plugins.
+It writes into `build/` the image's Dockerfile and the manifests, listed in a kustomization: install
+them with `kubectl apply -k build` (see `build/README.md`). Argo's controller needs
+`ARGO_EXECUTOR_PLUGINS=true` to run executor plugins.
 """
 
 _BUNDLE = """\
