@@ -22,7 +22,7 @@ import pytest
 import hook_plugins
 from argoplug import PermanentError, Plugin, Result, Task, TemporaryError, hookimpl
 from argoplug.hooks import plugin_manager
-from argoplug.plugin import outcome_for, result_for
+from argoplug.plugin import outcome_for
 from argoplug.protocol import Phase, Template
 from argoplug.server import ServerSettings
 from argoplug.testing import LiveServer, Sidecar, SidecarError, make_request
@@ -277,35 +277,50 @@ def test_only_implemented_per_call_hooks_put_hook_calls_on_the_per_call_path() -
     without = LiveServer([echo], hooks=plugin_manager([("lifecycle", lifecycle_only)]))
     with_hooks = served(("recorder", hook_plugins.Recorder()))
     try:
-        assert without.app.state.plugin_server._per_call_hooks is False
-        assert with_hooks.app.state.plugin_server._per_call_hooks is True
+        plain, hooked = without.app.state.plugin_server, with_hooks.app.state.plugin_server
+        assert (plain._before, plain._after) == ((), ())
+        assert len(hooked._before) == len(hooked._after) == 1
     finally:
         without.stop()
         with_hooks.stop()
 
 
-@pytest.mark.parametrize(
-    "outcome",
-    [
-        Result.succeeded("ok", outputs={"n": 1, "doc": {"a": [1]}}, result="r"),
-        Result.failed("bad", outputs={"x": "y"}),
-        Result.running("going", requeue=12.5),
-        Result(Phase.RUNNING, "no requeue given"),
-        Result(Phase.PENDING, "queued", requeue=90),
-        TemporaryError("throttled", delay=3, outputs={"arn": "a"}),
-        PermanentError("gone", outputs={"why": "w"}),
-        RuntimeError("boom\nmore"),
-        RuntimeError(),
-        KeyboardInterrupt(),
-    ],
-    ids=repr,
-)
-def test_the_result_after_hooks_get_is_answered_exactly(outcome: Result | BaseException) -> None:
-    template = msgspec.convert(
-        {"name": "t", "outputs": {"parameters": [{"name": "n", "globalName": "g-n"}]}, "plugin": {"k": {}}},
-        Template,
-    )
-    assert outcome_for(result_for(outcome), template) == outcome_for(outcome, template)
+OUTCOMES: list[Result | BaseException] = [
+    Result.succeeded("ok", outputs={"n": 1, "doc": {"a": [1]}}, result="r"),
+    Result.failed("bad", outputs={"x": "y"}),
+    Result.running("going", requeue=12.5),
+    Result(Phase.RUNNING, "no requeue given"),
+    Result(Phase.PENDING, "queued", requeue=90),
+    TemporaryError("throttled", delay=3, outputs={"arn": "a"}),
+    PermanentError("gone", outputs={"why": "w"}),
+    RuntimeError("boom\nmore"),
+    RuntimeError(),
+    SystemExit(3),
+]
+scripted = Plugin("scripted")
+
+
+@scripted.handler
+def play(task: Task, block: dict[str, Any]) -> Result:
+    outcome = OUTCOMES[int(block["case"])]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+@pytest.mark.parametrize("case", range(len(OUTCOMES)), ids=lambda i: repr(OUTCOMES[i]))
+def test_the_result_after_hooks_get_is_the_reply(case: int) -> None:
+    recorder = hook_plugins.Recorder()
+    with LiveServer([scripted], hooks=plugin_manager([("recorder", recorder)])) as server:
+        request = make_request({"scripted": {"case": case}})
+        request["template"]["outputs"] = {"parameters": [{"name": "n", "globalName": "g-n"}]}
+        reply = server.post(request).json()
+    [(_, _, _, result)] = calls_of(recorder, "after")
+    template = msgspec.convert(request["template"], Template)
+    node, requeue = outcome_for(result, template)
+    assert reply["node"] == msgspec.to_builtins(node)
+    assert reply.get("requeue") == requeue
+    assert reply["node"]["phase"] == result.phase.value and reply["node"]["message"] == result.message
 
 
 # --- a real `argoplug serve` ------------------------------------------------------------------------------

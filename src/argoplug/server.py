@@ -37,7 +37,6 @@ from argoplug.protocol import (
     ExecuteTemplateReply,
     NodeResult,
     Phase,
-    Template,
 )
 
 if TYPE_CHECKING:
@@ -165,7 +164,6 @@ class _PluginServer:
         self._shutdown = _implementations(hooks, "argoplug_shutdown")
         self._before = _implementations(hooks, "argoplug_before_execute")
         self._after = _implementations(hooks, "argoplug_after_execute")
-        self._per_call_hooks = bool(self._before or self._after)
         # The startup hook's failure (logged), for `serve` to exit with: uvicorn only says "startup failed".
         self.startup_error: HookError | None = None
 
@@ -190,33 +188,20 @@ class _PluginServer:
             node = NodeResult(phase=Phase.FAILED, message=f"invalid template in request: {exc}")
             return self._reply(node, None, plugin.key, None, started)
         task = Task.from_args(args, plugin.key)
-        if self._per_call_hooks:
-            return await self._execute_with_hooks(plugin, task, args.template, started)
-        outcome = await self._run(plugin, task)
-        try:
-            node, requeue = outcome_for(outcome, args.template)
-        except Exception as exc:  # e.g. an output value msgspec cannot encode: still a node, never a 500
-            log.error("cannot reply with the result of plugin %r", plugin.key, exc_info=exc)
-            node, requeue = outcome_for(exc, args.template)
-        return self._reply(node, requeue, plugin.key, task, started)
-
-    async def _execute_with_hooks(
-        self, plugin: Plugin[Any], task: Task, template: Template, started: float
-    ) -> Response:
-        """`execute` past the token check when before/after_execute hooks are implemented.
-
-        The outcome is made a `Result` first, so that the after hooks see exactly what the node is answered.
-        """
-        refusal = await self._before_execute(task)
-        outcome = refusal if refusal is not None else await self._run(plugin, task)
+        # Per-call hooks only when implemented: a call pays nothing for hooks nobody implements.
+        outcome: Result | BaseException | None = await self._before_execute(task) if self._before else None
+        if outcome is None:
+            outcome = await self._run(plugin, task)
         result = result_for(outcome)
         try:
-            node, requeue = outcome_for(result, template)
+            node, requeue = outcome_for(result, args.template)
         except Exception as exc:  # e.g. an output value msgspec cannot encode: still a node, never a 500
             log.error("cannot reply with the result of plugin %r", plugin.key, exc_info=exc)
             result = result_for(exc)
-            node, requeue = outcome_for(result, template)
-        await self._after_execute(task, result)
+            node, requeue = outcome_for(result, args.template)
+        if self._after:
+            # After the outcome is a Result: the hooks see exactly what the node is answered.
+            await self._after_execute(task, result)
         return self._reply(node, requeue, plugin.key, task, started)
 
     async def _before_execute(self, task: Task) -> PermanentError | None:

@@ -55,8 +55,7 @@ AWF_AWS_KEY = "awf-aws-plugin"
 
 def _failure_outputs(block: Any, default_action: str | None) -> Mapping[str, Any]:
     """Every output of the block's action, empty: a node failed for bad arguments carries them all."""
-    action = block.get("action", default_action) if isinstance(block, Mapping) else None
-    return _EMPTY_OUTPUTS.get(action, _EMPTY_ANY) if isinstance(action, str) else _EMPTY_ANY
+    return _empty_outputs(block.get("action", default_action) if isinstance(block, Mapping) else None)
 
 
 sagemaker_plugin: Plugin[SageMakerArgs] = Plugin(
@@ -130,7 +129,7 @@ def _with_outputs(action: Any, run: Callable[[], Result]) -> Result:
     The final reply replaces the node's outputs: a consumer (`continueOn`) resolves them only if each is
     there.
     """
-    empty = _EMPTY_OUTPUTS.get(action, _EMPTY_ANY) if isinstance(action, str) else _EMPTY_ANY
+    empty = _empty_outputs(action)
     try:
         return run()
     except PermanentError as exc:
@@ -182,6 +181,11 @@ _EMPTY_OUTPUTS: Mapping[Any, Mapping[str, Any]] = {
     "stop": EMPTY_EXECUTION,
 }
 _EMPTY_ANY: Mapping[str, Any] = {**_EMPTY_VALIDATE, **EMPTY_EXECUTION}
+
+
+def _empty_outputs(action: Any) -> Mapping[str, Any]:
+    """Every output of `action`, empty; of every action when it is not one."""
+    return _EMPTY_OUTPUTS.get(action, _EMPTY_ANY) if isinstance(action, str) else _EMPTY_ANY
 
 
 def _check_account(args: SageMakerArgs, target: Target) -> None:
