@@ -113,7 +113,11 @@ def build(
         from argoplug.build.writer import build_bundle
 
         try:
-            written = build_bundle(bundle_file, output)
+
+            def warn(text: str) -> None:
+                typer.echo(f"argoplug build: warning: {text}", err=True)
+
+            written = build_bundle(bundle_file, output, warn=warn)
         except BundleError as exc:
             typer.echo(f"argoplug build: {exc}", err=True)
             raise typer.Exit(2) from None

@@ -1,9 +1,10 @@
 """The plugin manager (pluggy) of the hooks in `argoplug.hookspecs`, and calling them with blame.
 
 `registry.load` gives the modules of the plugin packages selected; `plugin_manager` registers each under
-its entry point's name. `argoplug build` gathers contributions with `contributions`, which names the
-package whose hook raised; the server (`argoplug.server`) takes each hook's `implementations` once and
-calls them one by one, so that one package's failing hook neither hides nor stops the others'.
+the name it was selected by (an entry-point name or a `module:attr` path). `argoplug build` gathers
+contributions with `contributions`, which names the package whose hook raised; the server
+(`argoplug.server`) takes each hook's `implementations` once and calls them one by one, so that one
+package's failing hook neither hides nor stops the others'.
 """
 
 from __future__ import annotations
@@ -117,13 +118,19 @@ def contributions(manager: pluggy.PluginManager, hook_name: str, **kwargs: Any) 
     """Call every implementation of the list-returning hook `hook_name`; return `(package, item)` pairs.
 
     Implementations run in registration order (the order of `sources`), each item of each returned list
-    kept with the name of the package that gave it. Raises HookError naming the package and the hook
-    when an implementation raises or returns something that is not a list.
+    kept with the name of the package that gave it. A `hookspecs.BuildContext` among `kwargs` reaches
+    each implementation as `context.for_package(<its package's name>)`: `settings` are those the bundle
+    gives that package, deep-copied for that call alone. Raises HookError naming the package and the
+    hook when an implementation raises or returns something that is not a list.
     """
     found: list[tuple[str, Any]] = []
     for impl in implementations(manager, hook_name):
+        arguments = {
+            name: value.for_package(impl.package) if isinstance(value, hookspecs.BuildContext) else value
+            for name, value in kwargs.items()
+        }
         try:
-            returned = impl.call(**kwargs)
+            returned = impl.call(**arguments)
         except Exception as exc:
             raise HookError(failure_message(impl.package, hook_name, exc)) from exc
         if returned is None:

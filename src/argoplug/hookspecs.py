@@ -1,8 +1,10 @@
 """The hooks (pluggy) through which a plugin package contributes to the build and to the server's life.
 
-A package implements them in the module its `argoplug.plugins` entry point names, decorated with
-`argoplug.hookimpl`; `argoplug.hooks` registers that module under the entry point's name. Build hooks are
-called by `argoplug build` for the plugins the bundle selects; server hooks by `argoplug serve`.
+A package implements them in the module its `argoplug.plugins` entry point names (or the module of a
+`module:attr` path), decorated with `argoplug.hookimpl`; `argoplug.hooks.plugin_manager` registers that
+module under the name the plugin was selected by (the entry point's name or the `module:attr` path, as
+written in the bundle's `plugins` or `argoplug serve --plugin`). Build hooks are called by `argoplug
+build` for the plugins the bundle selects; server hooks by `argoplug serve`.
 """
 
 # Hookspec bodies are never called (pluggy reads their signatures), so they stay empty.
@@ -10,6 +12,7 @@ called by `argoplug build` for the plugins the bundle selects; server hooks by `
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -43,76 +46,111 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @dataclasses.dataclass(frozen=True)
 class BuildContext:
-    """What `argoplug build` tells every build hook about the bundle being built.
+    """What `argoplug build` tells a build hook about the bundle being built.
 
     - `name`: the executor plugin's name (ConfigMap `<name>-executor-plugin`, ServiceAccount likewise).
     - `namespaces`: the namespaces the plugin is installed in.
     - `plugin_keys`: every plugin key the sidecar serves.
-    - `settings`: the bundle's `settings`, entry-point name → that package's mapping (may be empty).
+    - `settings`: the bundle's `settings` for the package whose hook is called: the mapping under the
+      name the package was selected by in `plugins` (an entry-point name or a `module:attr` path);
+      {} when the bundle gives it none.
     - `iam_role_arn`: the IAM role for IRSA, or "".
+    - `package`: the name the package whose hook is called was selected by ("" outside a build).
+    - `all_settings`: the bundle's whole `settings`, name in `plugins` → mapping.
+
+    `argoplug.hooks.contributions` gives each hook implementation its own context, `for_package(name)`:
+    `settings` and `all_settings` are deep copies made for that call alone, so no hook can change what
+    another sees.
     """
 
     name: str
     namespaces: tuple[str, ...] = ()
     plugin_keys: tuple[str, ...] = ()
-    settings: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     iam_role_arn: str = ""
+    package: str = ""
+    all_settings: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
-    def settings_for(self, entry_point: str) -> Mapping[str, Any]:
-        """The `settings` the bundle gives the package registered as `entry_point` ({} when none)."""
-        return self.settings.get(entry_point) or {}
+    def for_package(self, package: str) -> BuildContext:
+        """Return this context as the hooks of `package` (a name in `plugins`) get it.
+
+        `package` set, `settings` a deep copy of `all_settings[package]` ({} when absent) and
+        `all_settings` a deep copy of its own; the other fields are immutable and shared.
+        """
+        own = self.all_settings.get(package) or {}
+        return dataclasses.replace(
+            self,
+            package=package,
+            settings=copy.deepcopy(dict(own)),
+            all_settings=copy.deepcopy(dict(self.all_settings)),
+        )
 
 
 # --- build hooks: each returns a list, the build concatenates them in registration order ---------------
+# Each takes `context`: a BuildContext whose `settings` are those the bundle gives the implementing package.
 
 
 @hookspec
 def argoplug_container_env(context: BuildContext) -> list[dict[str, Any]]:
     """Return environment variables for the sidecar container, as Kubernetes `EnvVar` objects.
 
-    Called once per build. An exception stops the build; the message names the plugin package.
+    Each a mapping with a `name` and a string `value` or a `valueFrom`. Two packages may not set the same
+    name; the bundle's `env` replaces a hook's variable of the same name. Called once per build. An
+    exception, or an EnvVar that is not as above, stops the build; the message names the plugin package.
     """
 
 
 @hookspec
 def argoplug_container_volumes(context: BuildContext) -> list[dict[str, Any]]:
-    """Return Kubernetes `Volume` objects the sidecar needs.
+    """Return Kubernetes `Volume` objects the sidecar's mounts need, each with a unique name and a source.
 
-    Argo's agent pod takes the sidecar's container only, so a volume must come with a mount and be one
-    the agent pod can hold (e.g. a projected or emptyDir volume). An exception stops the build.
+    Argo gives the agent pod the sidecar's container only, so the volumes go into
+    `agent-pod-spec-patch.yaml`, which the workflows must carry as `spec.podSpecPatch`: pick volumes any
+    pod can hold (e.g. emptyDir, projected). An exception stops the build; the message names the plugin
+    package.
     """
 
 
 @hookspec
 def argoplug_container_volume_mounts(context: BuildContext) -> list[dict[str, Any]]:
-    """Return Kubernetes `VolumeMount` objects for the sidecar container. An exception stops the build."""
+    """Return Kubernetes `VolumeMount` objects for the sidecar container.
+
+    Each names a Volume some package's `argoplug_container_volumes` returns, at an absolute `mountPath`
+    no other mount uses. An exception stops the build; the message names the plugin package.
+    """
 
 
 @hookspec
 def argoplug_kubernetes_rules(context: BuildContext) -> list[dict[str, Any]]:
     """Return the Kubernetes RBAC `PolicyRule`s the plugins need (apiGroups, resources, verbs, ...).
 
-    They go into the Role bound to ServiceAccount `<name>-executor-plugin` in each namespace; a bundle
-    whose hooks return none gets no Role, and the sidecar no service account token. An exception stops
-    the build; the message names the plugin package.
+    Each needs `apiGroups`, `resources` and `verbs`, non-empty lists of strings (optional
+    `resourceNames`, a list of strings), none holding `*`; a Role cannot grant `nonResourceURLs`. They go
+    into the Role bound to ServiceAccount `<name>-executor-plugin` in each namespace, and the sidecar then
+    gets that account's token. A bundle whose hooks return none gets no Role, and the sidecar no token
+    unless the bundle sets `serviceAccount.automountToken: true`. An exception, or a rule that is not as
+    above, stops the build; the message names the plugin package.
     """
 
 
 @hookspec
 def argoplug_iam_statements(context: BuildContext) -> list[dict[str, Any]]:
-    """Return IAM policy statements (`Effect`, `Action`, `Resource`, optional `Condition`).
+    """Return IAM policy statements (`Effect`, `Action`, `Resource`, optional `Condition` and `Sid`).
 
-    Exactly the actions the plugin calls, on the narrowest resources its settings allow; they make
-    `iam-policy.json`. An exception stops the build; the message names the plugin package.
+    Exactly the actions the plugin calls (`service:Action`, no wildcard), on the narrowest resources its
+    settings allow; they make `iam-policy.json`, statements with the same Effect, Resource and Condition
+    merged. An exception, or a statement that is not as above, stops the build; the message names the
+    plugin package.
     """
 
 
 @hookspec
 def argoplug_dockerfile_lines(context: BuildContext) -> list[str]:
-    """Return Dockerfile lines run as root before the image switches to its non-root user.
+    """Return Dockerfile lines, run as root after `FROM` and before argoplug and the plugin packages are
+    installed and the image switches to its non-root user.
 
-    For system packages or files a plugin needs; argoplug and the plugin packages are installed anyway.
-    An exception stops the build; the message names the plugin package.
+    For system packages or files a plugin needs. `FROM`, `USER`, `ENTRYPOINT` and `CMD` are the build's
+    own and refused. An exception, or such a line, stops the build; the message names the plugin package.
     """
 
 

@@ -17,6 +17,7 @@ import yaml
 
 from argoplug.build import argo
 from argoplug.build.bundle import BundleError
+from argoplug.build.manifests import checked_rules
 from argoplug.build.writer import build_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,14 +48,21 @@ def importable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def build(
-    tmp_path: Path, settings: dict[str, Any], *, plugins: list[str] | None = None, **bundle: Any
+    tmp_path: Path,
+    settings: dict[str, Any],
+    *,
+    plugins: list[str] | None = None,
+    others: dict[str, Any] | None = None,
+    **bundle: Any,
 ) -> dict[str, str]:
+    """Build a bundle of `plugins` (default: this package) whose settings are `settings` for this package
+    and `others` for the others; return relative path → text."""
     source = tmp_path / "argoplug.yaml"
     raw = {
         "name": "hooked",
         "image": "registry.example/hooked:1",
         "plugins": plugins or [SPEC],
-        "settings": {SPEC: settings},
+        "settings": {SPEC: settings, **(others or {})},
         **bundle,
     }
     source.write_text(yaml.safe_dump(raw))
@@ -73,12 +81,14 @@ def refused(tmp_path: Path, settings: dict[str, Any], **bundle: Any) -> str:
     return str(raised.value)
 
 
-def test_hooks_get_the_bundles_build_context(tmp_path: Path) -> None:
+def test_hooks_get_the_bundles_build_context_with_their_own_settings(tmp_path: Path) -> None:
     role = "arn:aws:iam::123456789012:role/hooked"
+    theirs = {"sagemaker-pipelines": {"pipelines": ["MyPipeline"]}}
     files = build(
         tmp_path,
         {"echo": True},
         plugins=[SPEC, "sagemaker-pipelines"],
+        others=theirs,
         namespaces=["team-a"],
         serviceAccount={"iamRoleArn": role},
     )
@@ -87,9 +97,58 @@ def test_hooks_get_the_bundles_build_context(tmp_path: Path) -> None:
         "name": "hooked",
         "namespaces": ["team-a"],
         "plugin_keys": ["build-hooks-sample", "sagemaker-pipelines", "awf-aws-plugin"],
-        "settings": {SPEC: {"echo": True}},
+        "settings": {"echo": True},  # under the name in `plugins`, here a module:attr path
         "iam_role_arn": role,
+        "package": SPEC,
+        "all_settings": {SPEC: {"echo": True}, **theirs},
     }
+
+
+def test_no_hook_can_change_the_settings_another_hook_sees(tmp_path: Path) -> None:
+    # This package's hooks, run first, empty every list of the settings their contexts hold, its own and
+    # sagemaker-pipelines'; each later call still gets the bundle's settings.
+    settings = {"vandal": True, "volumes": [VOLUME], "volumeMounts": [MOUNT], "statements": [STATEMENT]}
+    scoped = {"pipelines": ["MyPipeline"], "regions": ["us-west-2"], "accounts": ["100000000002"]}
+    files = build(
+        tmp_path, settings, plugins=[SPEC, "sagemaker-pipelines"], others={"sagemaker-pipelines": scoped}
+    )
+    assert sidecar(files)["container"]["volumeMounts"] == [MOUNT]
+    assert yaml.safe_load(files["agent-pod-spec-patch.yaml"]) == {"volumes": [VOLUME]}
+    resources = [r for s in json.loads(files["iam-policy.json"])["Statement"] for r in s["Resource"]]
+    assert resources == [
+        "arn:aws:s3:::bucket/*",
+        "arn:aws:sagemaker:us-west-2:100000000002:pipeline/mypipeline",
+        "arn:aws:sagemaker:us-west-2:100000000002:pipeline/mypipeline/execution/*",
+    ]
+
+
+def test_settings_under_a_module_attr_path_reach_that_packages_hooks(tmp_path: Path) -> None:
+    # The SageMaker package selected by its module:attr path rather than its entry point's name: its IAM
+    # hook gets the settings under that path, and the policy is scoped by them.
+    spec = "argoplug.plugins.sagemaker:plugins"
+    scoped = {"pipelines": ["MyPipeline"], "regions": ["us-west-2"], "accounts": ["100000000002"]}
+    files = build(tmp_path, {}, plugins=[SPEC, spec], others={spec: scoped})
+    resources = [r for s in json.loads(files["iam-policy.json"])["Statement"] for r in s["Resource"]]
+    assert resources == [
+        "arn:aws:sagemaker:us-west-2:100000000002:pipeline/mypipeline",
+        "arn:aws:sagemaker:us-west-2:100000000002:pipeline/mypipeline/execution/*",
+    ]
+
+
+def test_bad_settings_under_a_module_attr_path_are_named_by_it(tmp_path: Path) -> None:
+    spec = "argoplug.plugins.sagemaker:plugins"
+    with pytest.raises(BundleError) as raised:
+        build(tmp_path, {}, plugins=[SPEC, spec], others={spec: {"accounts": ["12345"]}})
+    assert f"plugin {spec!r}: hook argoplug_iam_statements failed" in str(raised.value)
+    assert f"settings.{spec}.accounts: expected 12 digits, got '12345'" in str(raised.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_settings_of_a_module_selected_twice_must_go_to_its_first_name(tmp_path: Path) -> None:
+    # Its hooks run once, under the first name: settings under the second would reach no hook.
+    second = "tests.build_hook_plugins:again"
+    with pytest.raises(BundleError, match=rf"settings\.{second}: .* as {SPEC!r}"):
+        build(tmp_path, {}, plugins=[SPEC, second], others={second: {"env": []}})
 
 
 def test_env_lands_in_the_container_and_the_bundle_has_the_last_word(tmp_path: Path) -> None:
@@ -208,6 +267,9 @@ def test_a_raising_hook_fails_the_build_naming_the_package(tmp_path: Path, hook:
             "absolute mountPath",
         ),
         ({"rules": [{**RULE, "verbs": ["*"]}]}, {}, "name the verbs the plugin needs instead of '*'"),
+        ({"rules": [{**RULE, "apiGroups": ["*"]}]}, {}, "apiGroups '*': name the apiGroups the plugin needs"),
+        ({"rules": [{**RULE, "resources": ["*/status"]}]}, {}, "resources '*/status': name the resources"),
+        ({"rules": [{**RULE, "resourceNames": ["*"]}]}, {}, "resourceNames '*': '*' is no wildcard there"),
         (
             {"rules": [{"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]},
             {},
@@ -236,3 +298,21 @@ def test_a_malformed_contribution_fails_the_build_naming_the_package(
         assert f"plugin {SPEC!r}" in message
     else:
         assert SPEC in message
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("apiGroups", ["*"]), ("resources", ["*"]), ("resources", ["*/status"]), ("verbs", ["get", "*"])],
+)
+def test_no_wildcard_in_any_list_of_a_rule(key: str, value: list[str]) -> None:
+    with pytest.raises(BundleError) as raised:
+        checked_rules([("some-package", {**RULE, key: value})])
+    assert str(raised.value).startswith("plugin 'some-package': hook argoplug_kubernetes_rules: rule ")
+    assert f"{key} {value[-1]!r}: name the {key} the plugin needs instead of '*'" in str(raised.value)
+
+
+def test_a_star_in_resource_names_is_refused_as_no_wildcard() -> None:
+    words = r"plugin 'some-package': .*resourceNames '\*': '\*' is no wildcard"
+    with pytest.raises(BundleError, match=words):
+        checked_rules([("some-package", {**RULE, "resourceNames": ["*"]})])
+    assert checked_rules([("some-package", RULE)]) == [RULE]

@@ -14,11 +14,11 @@ from argoplug.build.bundle import (
     DEFAULT_LIMITS,
     DEFAULT_REQUESTS,
     BundleError,
+    bundle_warnings,
     default_security_context,
     load_bundle,
     parse_bundle,
 )
-from argoplug.build.quantity import canonical_quantity
 from argoplug.build.writer import build_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,21 +60,28 @@ def test_with_irsa_workflows_run_as_the_plugins_account() -> None:
     assert parse_bundle({**GOOD, "workflowServiceAccount": "runner"}).agent_service_account == "runner"
 
 
-def test_the_example_bundle_loads() -> None:
+def test_the_example_bundle_is_a_drop_in_for_the_published_awf_aws_plugin() -> None:
     bundle = load_bundle(EXAMPLE)
-    assert (bundle.name, bundle.plugins, bundle.namespaces) == (
-        "sagemaker",
-        ["sagemaker-pipelines"],
-        ["argo"],
-    )
-    assert bundle.port not in (7492, 80, 443, 8080, 8081, 8443)
+    assert (bundle.name, bundle.plugins, bundle.namespaces) == ("awf-aws", ["sagemaker-pipelines"], ["argo"])
+    # What the published workflows (workflow-template.yaml, unchanged) run as, and its plugin's port.
+    template = yaml.safe_load((EXAMPLE.parent / "workflow-template.yaml").read_text())
+    assert bundle.agent_service_account == bundle.sidecar_name == template["spec"]["serviceAccountName"]
+    assert bundle.port == 7492
+
+
+def test_a_bundle_named_like_a_published_plugin_may_take_its_port_and_only_its() -> None:
+    assert parse_bundle({**GOOD, "name": "awf-aws", "port": 7492}).port == 7492
+    with pytest.raises(BundleError, match="4355 is the port of the published executor plugin 'hello'"):
+        parse_bundle({**GOOD, "name": "awf-aws", "port": 4355})
+    with pytest.raises(BundleError, match="or name the bundle 'awf-aws' to replace that plugin"):
+        parse_bundle({**GOOD, "port": 7492})
 
 
 def test_quantities_are_written_as_go_writes_them() -> None:
     bundle = parse_bundle({**GOOD, "resources": {"requests": {"memory": "0.125Gi", "cpu": 0.5}}})
     assert bundle.resources.requests == {"memory": "128Mi", "cpu": "500m"}
     assert bundle.resources.limits == DEFAULT_LIMITS  # limits keep their default when left out
-    cases: dict[str | int, str] = {
+    cases: dict[str | int | float, str] = {
         "1024Mi": "1Gi",
         "1.5Gi": "1536Mi",
         "2000m": "2",
@@ -83,10 +90,89 @@ def test_quantities_are_written_as_go_writes_them() -> None:
         "0": "0",
         "512Ki": "512Ki",
         2: "2",
+        0.25: "250m",
+        # Valid Kubernetes quantities, kept or rewritten as Go's ParseQuantity does.
+        "1e3": "1e3",
+        "+1": "+1",
+        "1n": "1n",
+        "1u": "1u",
+        "0.0001": "100u",
+        "1e-12": "1e-9",
     }
-    assert {value: canonical_quantity(value) for value in cases} == cases
-    # As the Go-faithful parser of argoplug.build.argo (which builds the ConfigMap) writes them too.
-    assert {value: argo.canonical_quantity(str(value)) for value in cases} == cases
+    for value, written in cases.items():
+        bundle = parse_bundle(
+            {**GOOD, "resources": {"requests": {"memory": value}, "limits": {"memory": "2Gi"}}}
+        )
+        assert bundle.resources.requests == {"memory": written}, value
+        # The ConfigMap Argo's Go CLI builds from plugin.yaml holds the same text.
+        assert argo.canonical_quantity(written) == written
+
+
+@pytest.mark.parametrize(
+    ("requests", "limits", "fits"),
+    [
+        ("1e3", "999", False),
+        ("1e3", "1k", True),
+        ("+1", "1000m", True),
+        ("1n", "1u", True),
+        ("1u", "1n", False),
+        ("0.0001", "100u", True),
+        ("0.0001", "99u", False),
+        ("1Gi", "1e9", False),
+        ("1e9", "1Gi", True),
+    ],
+)
+def test_requests_are_compared_with_limits_by_the_amounts_kubernetes_reads(
+    requests: str, limits: str, fits: bool
+) -> None:
+    raw = {**GOOD, "resources": {"requests": {"cpu": requests}, "limits": {"cpu": limits}}}
+    if fits:
+        parse_bundle(raw)
+    else:
+        with pytest.raises(
+            BundleError, match=f"resources.requests.cpu: expected at most the limit '{limits}'"
+        ):
+            parse_bundle(raw)
+
+
+@pytest.mark.parametrize("value", ["-1", "-50m", "1.2.3", "1Mb", "", "ten"])
+def test_a_quantity_kubernetes_would_refuse_is_named(value: str) -> None:
+    raw = {**GOOD, "resources": {"limits": {"memory": value}}}
+    with pytest.raises(BundleError, match=r"resources\.limits\.memory: expected a"):
+        parse_bundle(raw)
+
+
+def test_workflows_running_as_default_are_warned_about() -> None:
+    [warning] = bundle_warnings(parse_bundle({**GOOD, "namespaces": ["argo", "team-a"]}))
+    assert "service account 'default' in argo, team-a" in warning
+    assert "forge plugin results" in warning
+    assert bundle_warnings(parse_bundle({**GOOD, "workflowServiceAccount": "default"})) == [
+        warning.replace(", team-a", "")
+    ]
+    assert bundle_warnings(parse_bundle({**GOOD, "workflowServiceAccount": "runner"})) == []
+    assert bundle_warnings(parse_bundle({**GOOD, "serviceAccount": {"iamRoleArn": ROLE}})) == []
+
+
+def test_build_bundle_hands_over_the_warnings_and_the_readme_says_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    warned: list[str] = []
+    written = build_bundle(bundle_file(tmp_path, {}), tmp_path / "out", warn=warned.append)
+    assert warned == bundle_warnings(parse_bundle(GOOD)) != []
+    assert tmp_path / "out" / "README.md" in written
+    readme = (tmp_path / "out" / "README.md").read_text()
+    assert "**Warning:** the agent Role is bound to service account `default`" in readme
+    # Without `warn`, they are logged.
+    build_bundle(bundle_file(tmp_path, {}), tmp_path / "logged")
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("argoplug.build", "WARNING", warned[0])
+    ]
+    irsa: list[str] = []
+    build_bundle(
+        bundle_file(tmp_path, {"serviceAccount": {"iamRoleArn": ROLE}}), tmp_path / "irsa", warn=irsa.append
+    )
+    assert irsa == []
+    assert "**Warning:**" not in (tmp_path / "irsa" / "README.md").read_text()
 
 
 @pytest.mark.parametrize(
@@ -101,6 +187,11 @@ def test_quantities_are_written_as_go_writes_them() -> None:
         ({"port": 8080}, "port", "8080 is one Argo tells executor plugins to avoid"),
         ({"port": 443}, "port", "443 is one Argo tells executor plugins to avoid"),
         ({"port": 7492}, "port", "7492 is the port of the published executor plugin 'awf-aws'"),
+        (
+            {"name": "awf-aws", "port": 7984},
+            "port",
+            "7984 is the port of the published executor plugin 'python'",
+        ),
         ({"port": 999}, "port", "below 1024, which needs root or CAP_NET_BIND_SERVICE"),
         ({"image": DROP}, "image", "required (the container image"),
         ({"name": DROP}, "name", "required"),
@@ -127,6 +218,11 @@ def test_quantities_are_written_as_go_writes_them() -> None:
             {"resources": {"limits": {"memory": "lots"}}},
             "resources.limits.memory",
             "expected a Kubernetes quantity",
+        ),
+        (
+            {"resources": {"requests": {"cpu": "-1"}}},
+            "resources.requests.cpu",
+            "expected a quantity of at least 0",
         ),
         (
             {"resources": {"requests": {"memory": "1Gi"}}},

@@ -1,10 +1,15 @@
-"""`argoplug build` of examples/sagemaker/argoplug.yaml: every file, valid Kubernetes objects, the ConfigMap
-as Argo builds it, least-privilege RBAC and IAM, the IRSA trust policy, the Dockerfile."""
+"""`argoplug build` of examples/sagemaker/argoplug.yaml (a drop-in for the published awf-aws plugin): every
+file, valid Kubernetes objects, the ConfigMap as Argo builds it, least-privilege RBAC and IAM, the IRSA trust
+policy, the Dockerfile."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "sagemaker" / "argoplug.yaml"
 # A recent Kubernetes whose schemas kubernetes-validate ships.
 KUBERNETES = "1.35.0"
-CONFIGMAP = "sagemaker-executor-plugin-configmap.yaml"
+CONFIGMAP = "awf-aws-executor-plugin-configmap.yaml"
 # Every AWS call of the SageMaker Pipelines plugin (plugins/sagemaker: handlers.py, executions.py).
 SAGEMAKER_CALLS = {
     "sagemaker:DescribePipeline",
@@ -113,7 +118,7 @@ def test_the_configmap_is_what_argo_builds_from_plugin_yaml(built: dict[str, str
     assert configmap.read_text() == built[CONFIGMAP]
     manifest = yaml.safe_load(built["plugin.yaml"])
     assert (manifest["apiVersion"], manifest["kind"]) == ("argoproj.io/v1alpha1", "ExecutorPlugin")
-    assert manifest["metadata"]["name"] == "sagemaker"
+    assert manifest["metadata"]["name"] == "awf-aws"
     assert manifest["metadata"]["namespace"] == "argo"
     annotations = manifest["metadata"]["annotations"]
     assert annotations["workflows.argoproj.io/version"] == ">= v3.3"
@@ -124,11 +129,11 @@ def test_the_sidecar_serves_the_bundle(built: dict[str, str]) -> None:
     sidecar = yaml.safe_load(built["plugin.yaml"])["spec"]["sidecar"]
     assert sidecar["automountServiceAccountToken"] is False  # no plugin asked for Kubernetes rules
     container = sidecar["container"]
-    assert container["name"] == "sagemaker-executor-plugin"
+    assert container["name"] == "awf-aws-executor-plugin"
     assert container["image"] == "ghcr.io/argoplug/sagemaker:0.1.0"
     assert container["command"] == ["argoplug", "serve"]
-    assert container["args"] == ["--port", "7733", "--plugin", "sagemaker-pipelines", "--log-format", "json"]
-    assert container["ports"] == [{"containerPort": 7733}]
+    assert container["args"] == ["--port", "7492", "--plugin", "sagemaker-pipelines", "--log-format", "json"]
+    assert container["ports"] == [{"containerPort": 7492}]
     assert container["resources"] == {
         "requests": {"cpu": "50m", "memory": "80Mi"},
         "limits": {"cpu": "500m", "memory": "256Mi"},
@@ -180,34 +185,34 @@ def test_assumed_roles_add_exactly_sts_assume_role(tmp_path: Path) -> None:
 
 
 def test_the_agent_role_has_exactly_the_three_verbs(built: dict[str, str]) -> None:
-    [role] = [r for r in objects(built, "Role") if r["metadata"]["name"] == "sagemaker-executor-plugin-agent"]
+    [role] = [r for r in objects(built, "Role") if r["metadata"]["name"] == "awf-aws-executor-plugin-agent"]
     assert role["rules"] == AGENT_RULES
     [binding] = objects(built, "RoleBinding")
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
         "kind": "Role",
-        "name": "sagemaker-executor-plugin-agent",
+        "name": "awf-aws-executor-plugin-agent",
     }
     # With IRSA the workflows, and so the agent pod, run as the plugin's service account.
     assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "sagemaker-executor-plugin", "namespace": "argo"}
+        {"kind": "ServiceAccount", "name": "awf-aws-executor-plugin", "namespace": "argo"}
     ]
-    assert [r["metadata"]["name"] for r in objects(built, "Role")] == ["sagemaker-executor-plugin-agent"]
+    assert [r["metadata"]["name"] for r in objects(built, "Role")] == ["awf-aws-executor-plugin-agent"]
     assert not objects(built, "ClusterRole") and not objects(built, "ClusterRoleBinding")
 
 
 def test_the_service_account_carries_irsa_and_has_its_token_secret(built: dict[str, str]) -> None:
     [account] = objects(built, "ServiceAccount")
-    assert account["metadata"]["name"] == "sagemaker-executor-plugin"
+    assert account["metadata"]["name"] == "awf-aws-executor-plugin"
     assert account["metadata"]["namespace"] == "argo"
     assert account["metadata"]["annotations"] == {
-        "eks.amazonaws.com/role-arn": "arn:aws:iam::100000000002:role/sagemaker-executor-plugin"
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::100000000002:role/awf-aws-executor-plugin"
     }
     [secret] = objects(built, "Secret")
     assert secret["type"] == "kubernetes.io/service-account-token"
-    assert secret["metadata"]["name"] == "sagemaker-executor-plugin.service-account-token"
+    assert secret["metadata"]["name"] == "awf-aws-executor-plugin.service-account-token"
     assert secret["metadata"]["annotations"] == {
-        "kubernetes.io/service-account.name": "sagemaker-executor-plugin"
+        "kubernetes.io/service-account.name": "awf-aws-executor-plugin"
     }
 
 
@@ -217,7 +222,7 @@ def test_the_trust_policy_lets_the_plugins_account_assume_the_role(built: dict[s
     assert statement["Principal"] == {"Federated": "arn:aws:iam::100000000002:oidc-provider/<OIDC_PROVIDER>"}
     assert statement["Condition"] == {
         "StringEquals": {
-            "<OIDC_PROVIDER>:sub": "system:serviceaccount:argo:sagemaker-executor-plugin",
+            "<OIDC_PROVIDER>:sub": "system:serviceaccount:argo:awf-aws-executor-plugin",
             "<OIDC_PROVIDER>:aud": "sts.amazonaws.com",
         }
     }
@@ -243,10 +248,51 @@ def test_the_dockerfile_runs_the_containers_command_as_uid_1000(built: dict[str,
     assert json.loads(by_name["ENTRYPOINT"]) == container["command"]
     assert json.loads(by_name["CMD"]) == container["args"]
     assert by_name["USER"] == "1000:1000"
-    assert by_name["EXPOSE"] == "7733"
-    assert "'argoplug[aws]==" in built["Dockerfile"]
-    assert "--find-links /tmp/wheels" in built["Dockerfile"]
+    assert by_name["EXPOSE"] == "7492"
     assert "useradd --uid 1000" in built["Dockerfile"]
+
+
+def instructions(dockerfile: str) -> list[str]:
+    """The Dockerfile's instructions, each with its continuation lines (comments left out)."""
+    found: list[str] = []
+    continued = False
+    for line in dockerfile.splitlines():
+        if continued:
+            found[-1] += "\n" + line
+        elif line and not line.startswith("#"):
+            found.append(line)
+        continued = line.endswith("\\")
+    return found
+
+
+def test_argoplug_and_the_plugins_come_from_wheels_only_their_dependencies_from_pypi(
+    built: dict[str, str], tmp_path: Path
+) -> None:
+    version = importlib.metadata.version("argoplug")
+    own, dependencies = [i for i in instructions(built["Dockerfile"]) if "pip install" in i]
+    mount = "RUN --mount=type=bind,source=wheels,target=/tmp/wheels \\\n"
+    assert own.startswith(mount) and dependencies.startswith(mount)
+    # First argoplug itself (and the plugin packages), from wheels/ alone: nothing else can slip in ...
+    assert (
+        f"pip install --no-cache-dir --no-index --no-deps --find-links /tmp/wheels 'argoplug=={version}'"
+        in own
+    )
+    # ... then the same pins, extras included, with PyPI: only their dependencies are left to install.
+    assert dependencies.endswith(
+        f"pip install --no-cache-dir --find-links /tmp/wheels 'argoplug[aws]=={version}'"
+    )
+    assert f"`argoplug=={version}`" in built["wheels/README.md"]
+    # Without the wheel the first step fails, saying what wheels/ lacks (pip only resolving, as if into
+    # a fresh image).
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    command = own.removeprefix(mount).replace("/tmp/wheels", str(wheels))
+    command = command.replace("pip install", f"{sys.executable} -m pip install --dry-run --ignore-installed")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | {"PIP_CONFIG_FILE": os.devnull}
+    done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1
+    assert f"No matching distribution found for argoplug=={version}" in done.stderr
+    assert f"no wheel in wheels/ for one of: argoplug=={version}; each must be there" in done.stderr
 
 
 def test_without_irsa_there_is_no_trust_policy_and_workflows_keep_their_account(tmp_path: Path) -> None:
@@ -277,8 +323,8 @@ def test_several_namespaces_get_each_object_and_a_configmap_argo_would_build(tmp
             kubernetes_validate.validate(doc, KUBERNETES, strict=True)
     [statement] = json.loads(files["iam-trust-policy.json"])["Statement"]
     assert statement["Condition"]["StringEquals"]["<OIDC_PROVIDER>:sub"] == [
-        "system:serviceaccount:team-a:sagemaker-executor-plugin",
-        "system:serviceaccount:team-b:sagemaker-executor-plugin",
+        "system:serviceaccount:team-a:awf-aws-executor-plugin",
+        "system:serviceaccount:team-b:awf-aws-executor-plugin",
     ]
 
 

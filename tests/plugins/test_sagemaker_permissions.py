@@ -37,11 +37,14 @@ def aws_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
     yield calls
 
 
-def statements(settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    manager = plugin_manager(load(["sagemaker-pipelines"]).packages)
-    context = BuildContext("sagemaker", ("argo",), settings={"sagemaker-pipelines": settings or {}})
+def statements(
+    settings: dict[str, Any] | None = None, *, name: str = "sagemaker-pipelines"
+) -> list[dict[str, Any]]:
+    """The statements of the package selected as `name` in a bundle giving it `settings`, as built."""
+    manager = plugin_manager(load([name]).packages)
+    context = BuildContext("awf-aws", ("argo",), all_settings={name: settings or {}})
     found = contributions(manager, "argoplug_iam_statements", context=context)
-    assert {package for package, _ in found} == {"sagemaker-pipelines"}
+    assert {package for package, _ in found} == {name}
     return [statement for _, statement in found]
 
 
@@ -102,14 +105,17 @@ def test_the_policy_holds_no_action_the_plugins_never_call() -> None:
     ]
 
 
-def test_settings_scope_the_resources() -> None:
+@pytest.mark.parametrize("name", ["sagemaker-pipelines", "argoplug.plugins.sagemaker:plugins"])
+def test_settings_scope_the_resources(name: str) -> None:
+    # Under whichever name the bundle selects the package by: its entry point's, or a module:attr path.
     found = statements(
         {
             "pipelines": ["MyPipeline", "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/Other"],
             "regions": [REGION],
             "accounts": ["100000000002"],
             "assume_roles": ["arn:aws:iam::123456789012:role/pipelines"],
-        }
+        },
+        name=name,
     )
     by_sid = {s["Sid"]: s for s in found}
     assert by_sid["SageMakerPipelines"]["Resource"] == [
@@ -143,4 +149,11 @@ def test_bad_settings_fail_the_build_naming_the_plugin(settings: dict[str, Any],
     with pytest.raises(HookError) as raised:
         statements(settings)
     assert "plugin 'sagemaker-pipelines'" in str(raised.value)
+    assert "settings.sagemaker-pipelines" in str(raised.value)
     assert says in str(raised.value)
+
+
+def test_the_hook_called_directly_reads_the_contexts_settings() -> None:
+    context = BuildContext("awf-aws", settings={"pipelines": ["MyPipeline"]})
+    found = permissions.argoplug_iam_statements(context)
+    assert found[0]["Resource"] == ["arn:aws:sagemaker:*:*:pipeline/mypipeline"]

@@ -13,6 +13,7 @@ import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ __all__ = [
     "configmap_manifest",
     "configmap_text",
     "load_plugin_manifest",
+    "quantity_amount",
     "readme_text",
     "to_go_yaml",
     "validate_sidecar",
@@ -99,21 +101,35 @@ def _split_quantity(text: str) -> tuple[bool, str, str, str, str]:
 def canonical_quantity(text: str) -> str:
     """Return quantity `text` as Go writes it after ParseQuantity (`1024Mi` → `1Gi`, `0.5` → `500m`).
 
-    Go keeps the text as written when it is already canonical (`100m`, `3Mi`, `1e3`), rounds amounts finer
-    than 1n up to 1n. Raises ArgoBuildError with Go's message (`quantities must match the regular
+    Go keeps the text as written when it is already canonical (`100m`, `3Mi`, `1e3`, `+1`), rounds amounts
+    finer than 1n up to 1n. Raises ArgoBuildError with Go's message (`quantities must match the regular
     expression ...`, `unable to parse quantity's suffix`) (k8s.io/apimachinery/pkg/api/resource/quantity.go).
     """
+    return quantity_amount(text)[0]
+
+
+def quantity_amount(text: str) -> tuple[str, Fraction]:
+    """Return quantity `text` as Go writes it (`canonical_quantity`) and the amount Go parsed, exactly.
+
+    The amount is what Kubernetes compares (`Quantity.Cmp`): `80Mi` → 83886080, `50m` → 1/20, `1n` →
+    1/10**9, `+1` → 1, and Go's own roundings kept (finer than 1n rounds up to 1n; an exponent beyond
+    int32 wraps as Go's does). Raises ArgoBuildError as `canonical_quantity` does.
+    """
     try:
-        return _parse_quantity(text)
+        return _parse_quantity_amount(text)
     except GoYAMLError as exc:
         raise ArgoBuildError(str(exc)) from None
 
 
 def _parse_quantity(text: str) -> str:
+    return _parse_quantity_amount(text)[0]
+
+
+def _parse_quantity_amount(text: str) -> tuple[str, Fraction]:
     if not text:
         raise GoYAMLError(_QUANTITY_FORMAT)
     if text == "0":
-        return text
+        return text, Fraction(0)
     positive, value, num, denom, suffix = _split_quantity(text)
     if suffix in _DECIMAL:
         base, exponent, form = 10, _DECIMAL[suffix], "DecimalSI"
@@ -135,11 +151,13 @@ def _parse_quantity(text: str) -> str:
         shifted = num + denom
         result = int(shifted) * mantissa
         if result < 2**63:
+            signed = result if positive else -result
+            exact = Fraction(signed) * Fraction(10) ** scale
             if form == "BinarySI" and int(shifted) & 7:
-                return text
+                return text, exact
             if form != "BinarySI" and scale % 3 == 0 and not shifted.endswith("000") and shifted[0] != "0":
-                return text
-            return _canonical(result if positive else -result, scale, form)
+                return text, exact
+            return _canonical(signed, scale, form), exact
     try:
         _, digits, point = Decimal(value).as_tuple()
     except InvalidOperation:
@@ -157,7 +175,8 @@ def _parse_quantity(text: str) -> str:
             amount, power = 2**63 - 1, 0
         if 0 < amount < 10 ** max(-power, 0):
             form = "DecimalSI"
-    return _canonical(amount if positive else -amount, power, form)
+    signed = amount if positive else -amount
+    return _canonical(signed, power, form), Fraction(signed) * Fraction(10) ** power
 
 
 def _canonical(amount: int, power: int, form: str) -> str:

@@ -16,9 +16,10 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
+from argoplug.build.argo import ArgoBuildError, quantity_amount
 from argoplug.build.fields import show as _show
 from argoplug.build.fields import type_problems
-from argoplug.build.quantity import canonical_quantity, quantity_value
+from argoplug.build.goyaml import GoYAMLError, json_literal
 from argoplug.protocol import DEFAULT_PORT
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "BundleError",
     "Resources",
     "ServiceAccount",
+    "bundle_warnings",
     "default_security_context",
     "load_bundle",
     "parse_bundle",
@@ -142,11 +144,14 @@ class Bundle(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     - `name` (required): DNS-1123 label, at most 47 characters; objects are named `<name>-executor-plugin`.
     - `image` (required): the sidecar image the generated Dockerfile builds.
     - `plugins` (required, at least one): installed entry-point names or `module:attr` paths to serve.
-    - `port` (7733): the containerPort, 1024-65535, not one Argo says to avoid or a published plugin's.
-    - `settings` ({}): plugin name (as in `plugins`) → mapping, given to the build hooks.
+    - `port` (7733): the containerPort, 1024-65535, not one Argo says to avoid, nor a published plugin's
+      unless `name` is that plugin's (the bundle then replaces it: same ConfigMap).
+    - `settings` ({}): plugin name (as in `plugins`) → mapping, given to that package's build hooks as
+      `BuildContext.settings`.
     - `description` (the plugins' keys and descriptions), `argoVersion` (">= v3.3"): the annotations.
     - `resources`: `requests` (cpu 50m, memory 80Mi) and `limits` (cpu 500m, memory 256Mi); each mapping
-      given replaces its default whole. `securityContext` (`default_security_context()`): likewise.
+      given replaces its default whole; quantities as Kubernetes parses them, at least 0, requests at most
+      the limits, written as Go writes them. `securityContext` (`default_security_context()`): likewise.
     - `serviceAccount`: `automountToken` (true only when a hook gave RBAC rules), `iamRoleArn` (IRSA),
       `oidcProvider` (for the trust policy; else a placeholder).
     - `namespaces` (["argo"]): where the plugin is installed. `workflowServiceAccount`: what workflows run
@@ -186,6 +191,25 @@ class Bundle(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
         if self.workflow_service_account:
             return self.workflow_service_account
         return self.sidecar_name if self.service_account.iam_role_arn else "default"
+
+
+def bundle_warnings(bundle: Bundle) -> list[str]:
+    """Return what is allowed but risky in `bundle`, one sentence each, for `argoplug build` to print.
+
+    Today one: the agent Role bound to service account `default` (no `iamRoleArn` and no
+    `workflowServiceAccount`, or `workflowServiceAccount: default`), which lets every pod running as
+    `default` in those namespaces patch WorkflowTaskSet status, that is, forge plugin results.
+    """
+    found: list[str] = []
+    if bundle.agent_service_account == "default":
+        namespaces = ", ".join(bundle.namespaces)
+        found.append(
+            f"agent-role.yaml binds the agent Role to service account 'default' in {namespaces}: every pod "
+            "running as 'default' there may patch WorkflowTaskSet status, that is, forge plugin results; "
+            "set workflowServiceAccount (or serviceAccount.iamRoleArn) to run the workflows that use "
+            "this plugin as an account of their own"
+        )
+    return found
 
 
 def load_bundle(path: str | Path) -> Bundle:
@@ -239,7 +263,7 @@ def _value_problems(bundle: Bundle) -> list[str]:
         )
     if not bundle.image.strip() or any(c.isspace() for c in bundle.image):
         problems.append(f"image: expected {_FIELD_EXPECTED['image']} (no spaces), got {_show(bundle.image)}")
-    problems.extend(_port_problems(bundle.port))
+    problems.extend(_port_problems(bundle.port, bundle.name))
     problems.extend(_plugin_list_problems(bundle))
     problems.extend(_name_list_problems("namespaces", bundle.namespaces, "namespace"))
     if bundle.workflow_service_account and not _is_subdomain(bundle.workflow_service_account):
@@ -263,7 +287,7 @@ def _value_problems(bundle: Bundle) -> list[str]:
     return problems
 
 
-def _port_problems(port: int) -> list[str]:
+def _port_problems(port: int, name: str) -> list[str]:
     if not 1 <= port <= 65535:
         return [f"port: expected an integer from 1024 to 65535, got {port}"]
     if port in _AVOIDED_PORTS:
@@ -277,10 +301,12 @@ def _port_problems(port: int) -> list[str]:
             f"port: {port} is below 1024, which needs root or CAP_NET_BIND_SERVICE, and the sidecar runs "
             f"as uid {IMAGE_UID} with every capability dropped; pick one from 1024 to 65535"
         ]
-    if port in _PUBLISHED_PORTS:
+    if port in _PUBLISHED_PORTS and _PUBLISHED_PORTS[port] != name:
+        # A bundle named like a published plugin replaces it (same ConfigMap), so may take its port.
         return [
             f"port: {port} is the port of the published executor plugin {_PUBLISHED_PORTS[port]!r}; all "
-            "sidecars of an agent pod share one network, so both could not listen; pick another"
+            "sidecars of an agent pod share one network, so both could not listen; pick another (or name "
+            f"the bundle {_PUBLISHED_PORTS[port]!r} to replace that plugin)"
         ]
     return []
 
@@ -331,9 +357,19 @@ def _resource_problems(resources: Resources) -> list[str]:
             )
         for resource, quantity in quantities.items():
             try:
-                values.setdefault(resource, {})[part] = quantity_value(quantity)
-            except ValueError as exc:
-                problems.append(f"resources.{part}.{resource}: {exc}")
+                amount = quantity_amount(_quantity_text(quantity))[1]
+            except (ArgoBuildError, GoYAMLError) as exc:
+                problems.append(
+                    f"resources.{part}.{resource}: expected a Kubernetes quantity like 80Mi, 1Gi, 50m or 2, "
+                    f"got {_show(quantity)} ({exc})"
+                )
+                continue
+            if amount < 0:
+                problems.append(
+                    f"resources.{part}.{resource}: expected a quantity of at least 0 (Kubernetes refuses "
+                    f"a pod with a negative one), got {_show(quantity)}"
+                )
+            values.setdefault(resource, {})[part] = amount
     for resource, amounts in values.items():
         if "requests" in amounts and "limits" in amounts and amounts["requests"] > amounts["limits"]:
             problems.append(
@@ -341,6 +377,11 @@ def _resource_problems(resources: Resources) -> list[str]:
                 f"{resources.limits[resource]!r}, got {resources.requests[resource]!r}"
             )
     return problems
+
+
+def _quantity_text(quantity: Quantity) -> str:
+    # A YAML number is read as Kubernetes reads a JSON number quantity: its JSON text (0.5 → "0.5").
+    return quantity if isinstance(quantity, str) else json_literal(quantity)
 
 
 def _service_account_problems(bundle: Bundle) -> list[str]:
@@ -401,10 +442,14 @@ def _is_subdomain(name: str) -> bool:
 
 def _normalized(bundle: Bundle) -> Bundle:
     resources = Resources(
-        requests={k: canonical_quantity(v) for k, v in bundle.resources.requests.items()},
-        limits={k: canonical_quantity(v) for k, v in bundle.resources.limits.items()},
+        requests={k: _canonical_quantity(v) for k, v in bundle.resources.requests.items()},
+        limits={k: _canonical_quantity(v) for k, v in bundle.resources.limits.items()},
     )
     account = msgspec.structs.replace(
         bundle.service_account, oidc_provider=bundle.service_account.oidc_provider.removeprefix("https://")
     )
     return msgspec.structs.replace(bundle, resources=resources, service_account=account)
+
+
+def _canonical_quantity(quantity: Quantity) -> str:
+    return quantity_amount(_quantity_text(quantity))[0]

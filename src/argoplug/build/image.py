@@ -1,7 +1,11 @@
 """The sidecar image of a bundle: which distributions to install, and the Dockerfile.
 
-`argoplug.build.writer` calls `requirements` with the plugin packages `registry.load` found and
-`dockerfile_text` with them and the `argoplug_dockerfile_lines` contributions.
+`argoplug.build.writer` calls `requirements` with the plugin packages `registry.load` found,
+`dockerfile_text` with them and the `argoplug_dockerfile_lines` contributions, and `wheels_readme`.
+
+argoplug and the plugin packages are not known to be on PyPI (argoplug is not there yet; a plugin package
+may be private), so the image installs them from `wheels/` only: were PyPI asked too, a missing wheel would
+silently install whatever someone published under that name. Only their dependencies come from PyPI.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import json
+import re
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
@@ -17,11 +22,12 @@ from argoplug.build.bundle import IMAGE_UID, Bundle, BundleError
 from argoplug.build.manifests import container
 from argoplug.registry import installed
 
-__all__ = ["BASE_IMAGE", "WHEELS_DIR", "Requirements", "dockerfile_text", "requirements"]
+__all__ = ["BASE_IMAGE", "WHEELS_DIR", "Requirements", "dockerfile_text", "requirements", "wheels_readme"]
 
 BASE_IMAGE = "python:3.11-slim"
-# The folder of the build context (the bundle's output dir) searched for wheels before PyPI: argoplug
-# and private plugin packages that are not on an index go there (`pip wheel -w wheels ...`).
+# The folder of the build context (the bundle's output dir) holding the wheels of argoplug and of the
+# plugin packages (`pip wheel --no-deps -w wheels ...`), the only place the image installs them from; pip
+# also looks there for their dependencies before PyPI.
 WHEELS_DIR = "wheels"
 # The extra of argoplug a ready plugin needs, by the module its entry point names.
 _READY_PLUGIN_EXTRAS = {"argoplug.plugins.sagemaker": "aws"}
@@ -36,6 +42,11 @@ class Requirements:
 
     pins: tuple[str, ...]
     unpackaged: tuple[str, ...] = ()
+
+    @property
+    def distributions(self) -> tuple[str, ...]:
+        """`pins` without their extras (`argoplug==0.1.0`): what must be in `wheels/`."""
+        return tuple(re.sub(r"\[[^\]]*\]", "", pin) for pin in self.pins)
 
 
 def requirements(packages: Sequence[tuple[str, ModuleType]]) -> Requirements:
@@ -77,12 +88,14 @@ def requirements(packages: Sequence[tuple[str, ModuleType]]) -> Requirements:
 def dockerfile_text(bundle: Bundle, reqs: Requirements, contributed: Sequence[tuple[str, Any]]) -> str:
     """Return the Dockerfile of the sidecar image (build context: the bundle's output dir).
 
-    From `BASE_IMAGE`: the plugins' lines (`argoplug_dockerfile_lines`, run as root), the pinned
-    distributions installed from `wheels/` or PyPI (BuildKit bind mount, so no wheel stays in a layer;
-    pip compiles the bytecode there, as the read-only root filesystem allows no later writes), then the
-    non-root user uid/gid 1000 and `ENTRYPOINT`/`CMD` equal to the container's command and args.
-    Raises BundleError naming the package for a line that is not a string or uses FROM, USER,
-    ENTRYPOINT or CMD.
+    From `BASE_IMAGE`: the plugins' lines (`argoplug_dockerfile_lines`, run as root); the pinned
+    distributions installed from `wheels/` alone (`pip install --no-index --no-deps`: a missing wheel
+    fails the image build with a line naming `wheels/`), then the same pins again with PyPI, which finds
+    them installed and installs their dependencies (and argoplug's extras), `wheels/` searched first.
+    Both through a BuildKit bind mount, so no wheel stays in a layer; pip compiles the bytecode there, as
+    the read-only root filesystem allows no later writes. Then the non-root user uid/gid 1000 and
+    `ENTRYPOINT`/`CMD` equal to the container's command and args. Raises BundleError naming the package
+    for a line that is not a string or uses FROM, USER, ENTRYPOINT or CMD.
     """
     sidecar = container(bundle)
     lines = [
@@ -100,11 +113,24 @@ def dockerfile_text(bundle: Bundle, reqs: Requirements, contributed: Sequence[tu
         lines.extend(_checked_lines(package, line))
     for spec in reqs.unpackaged:
         lines.append(f"# {spec}: no installed distribution holds it; add its module to the image yourself.")
-    install = " ".join(_shell_quote(pin) for pin in reqs.pins)
+    own = " ".join(_shell_quote(pin) for pin in reqs.distributions)
+    pins = " ".join(_shell_quote(pin) for pin in reqs.pins)
+    missing = (
+        f"no wheel in {WHEELS_DIR}/ for one of: {' '.join(reqs.distributions)}; each must be there, "
+        f"see {WHEELS_DIR}/README.md"
+    )
+    mount = f"RUN --mount=type=bind,source={WHEELS_DIR},target=/tmp/wheels \\"
     lines += [
-        f"# Wheels in {WHEELS_DIR}/ come first: argoplug is not on PyPI yet (pip wheel -w {WHEELS_DIR} ...).",
-        f"RUN --mount=type=bind,source={WHEELS_DIR},target=/tmp/wheels \\",
-        f"    pip install --no-cache-dir --find-links /tmp/wheels {install}",
+        f"# argoplug and the plugin packages come from {WHEELS_DIR}/ only (pip wheel --no-deps -w "
+        f"{WHEELS_DIR} ...): were PyPI asked, a missing wheel would install whatever is published there "
+        "under that name.",
+        mount,
+        f"    pip install --no-cache-dir --no-index --no-deps --find-links /tmp/wheels {own} \\",
+        f"    || {{ echo {_shell_quote(missing)} >&2; exit 1; }}",
+        f"# Their dependencies: from {WHEELS_DIR}/ if there, else PyPI (the pins above are installed "
+        "already).",
+        mount,
+        f"    pip install --no-cache-dir --find-links /tmp/wheels {pins}",
         f"RUN groupadd --gid {IMAGE_UID} argoplug \\",
         f"    && useradd --uid {IMAGE_UID} --gid {IMAGE_UID} --no-create-home --home-dir /nonexistent \\",
         "       --shell /usr/sbin/nologin argoplug",
@@ -114,6 +140,19 @@ def dockerfile_text(bundle: Bundle, reqs: Requirements, contributed: Sequence[tu
         f"CMD {json.dumps(sidecar['args'])}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def wheels_readme(reqs: Requirements) -> str:
+    """Return `wheels/README.md`: which wheels the image build needs there, and why only from there."""
+    needed = "\n".join(f"- `{pin}`" for pin in reqs.distributions)
+    return (
+        "The image installs argoplug and the plugin packages from the wheels in this folder only, never\n"
+        "from PyPI, so that a package published there under one of their names cannot slip in: `docker\n"
+        "build` fails unless a wheel of each of these is here:\n\n"
+        f"{needed}\n\n"
+        "E.g. `pip wheel --no-deps -w wheels /path/to/argoplug` (likewise for each plugin package, from its\n"
+        "source). Their dependencies come from PyPI, or from here when a wheel of one is here.\n"
+    )
 
 
 def _checked_lines(package: str, line: Any) -> list[str]:
@@ -138,4 +177,4 @@ def _canonical(name: str) -> str:
 
 
 def _shell_quote(text: str) -> str:
-    return f"'{text}'" if any(c in text for c in "[]<>=!~ ") else text
+    return f"'{text}'" if any(c in text for c in "[]<>=!~ :;&|()") else text

@@ -251,9 +251,12 @@ def checked_volume_mounts(
 def checked_rules(contributed: Contributions) -> list[dict[str, Any]]:
     """Return the hooks' RBAC PolicyRules for a Role, duplicates dropped, in order.
 
-    Each needs `apiGroups`, `resources` and `verbs` (lists of strings; optional `resourceNames`), no `*`
-    (name what the plugin does) and no `nonResourceURLs` (a Role cannot grant them). Raises BundleError
-    naming the package otherwise.
+    Each needs `apiGroups`, `resources` and `verbs`, non-empty lists of strings, and may have
+    `resourceNames`, a list of strings; no `nonResourceURLs` (a Role cannot grant them). No item of any of
+    the four may hold `*`: in `apiGroups`, `resources` (`*`, `*/status`) and `verbs` it is a wildcard, and
+    a plugin names what it uses; in `resourceNames` it is no wildcard at all but the name of an object
+    called `*` (every object is granted by leaving `resourceNames` out). Raises BundleError naming the
+    package otherwise.
     """
     rules: list[dict[str, Any]] = []
     for package, rule in contributed:
@@ -266,8 +269,17 @@ def checked_rules(contributed: Contributions) -> list[dict[str, Any]]:
                 raise BundleError(f"{where}: rule {rule!r} has no {key}")
             if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
                 raise BundleError(f"{where}: rule {rule!r}: {key} must be a list of strings")
-            if key in ("resources", "verbs") and "*" in value:
-                raise BundleError(f"{where}: rule {rule!r}: name the {key} the plugin needs instead of '*'")
+            starred = [item for item in value if "*" in item]
+            if starred and key == "resourceNames":
+                raise BundleError(
+                    f"{where}: rule {rule!r}: resourceNames {starred[0]!r}: '*' is no wildcard there but "
+                    "part of an object's name; name the objects, or leave resourceNames out for all of them"
+                )
+            if starred:
+                raise BundleError(
+                    f"{where}: rule {rule!r}: {key} {starred[0]!r}: name the {key} the plugin needs "
+                    "instead of '*'"
+                )
         normalized = {key: list(rule[key]) for key in _RULE_KEYS if key in rule}
         if normalized not in rules:
             rules.append(normalized)

@@ -1,23 +1,26 @@
 """`argoplug build` from a bundle file: load the plugins, gather the build hooks, render and write every file.
 
-The CLI calls `build_bundle(bundle_file, out_dir)`. Every text is rendered before anything is written, so
-a bad bundle, an unknown plugin or a failing hook leaves `out_dir` as it was.
+The CLI calls `build_bundle(bundle_file, out_dir, warn=...)`, which returns the paths written and hands
+`warn` what the bundle allows that is risky. Every text is rendered, and every target checked, before
+anything is written, so a bad bundle, an unknown plugin, a failing hook or an output folder that cannot
+take the files leaves `out_dir` as it was.
 """
 
 from __future__ import annotations
 
-import copy
+import contextlib
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from argoplug.build import argo
-from argoplug.build.bundle import Bundle, BundleError, load_bundle
+from argoplug.build.bundle import Bundle, BundleError, bundle_warnings, load_bundle
 from argoplug.build.iam import OIDC_PLACEHOLDER, permissions_policy, policy_text, trust_policy
-from argoplug.build.image import WHEELS_DIR, dockerfile_text, requirements
+from argoplug.build.image import WHEELS_DIR, dockerfile_text, requirements, wheels_readme
 from argoplug.build.manifests import (
     agent_role_objects,
     checked_env,
@@ -43,25 +46,32 @@ OPTIONAL_FILES = ("plugin-role.yaml", "iam-policy.json", "iam-trust-policy.json"
 
 Rendered = dict[str, str]
 
-_WHEELS_README = """\
-Wheels put here are installed before PyPI is asked (`pip install --find-links`): argoplug while it is
-not on PyPI, and private plugin packages. E.g. `pip wheel --no-deps -w wheels /path/to/argoplug`.
-"""
+_log = logging.getLogger("argoplug.build")
 
 
-def build_bundle(bundle_file: Path, out_dir: Path) -> list[Path]:
+def build_bundle(
+    bundle_file: Path, out_dir: Path, *, warn: Callable[[str], None] | None = None
+) -> list[Path]:
     """Build the install files of the bundle file `bundle_file` into `out_dir`; return the paths written.
 
     Writes `plugin.yaml`, `<name>-executor-plugin-configmap.yaml`, `service-account.yaml`,
     `agent-role.yaml`, `kustomization.yaml`, `Dockerfile`, `wheels/README.md`, `README.md`, and when the
     plugins call for them `plugin-role.yaml`, `iam-policy.json`, `iam-trust-policy.json` and
-    `agent-pod-spec-patch.yaml` (see `render_bundle`). `out_dir` is created if needed; files already
-    there are replaced. Raises BundleError, with nothing written, for a bad bundle (naming the field), an
-    unknown plugin (listing those installed), or a build hook that raises or returns something wrong
-    (naming the plugin package).
+    `agent-pod-spec-patch.yaml` (see `render_bundle`, and `write_files` for how). Then calls `warn` with
+    each of `bundle_warnings(bundle)` (what the bundle allows that is risky, one sentence each), or logs
+    them as warnings of logger `argoplug.build` when `warn` is None. Raises BundleError, with nothing
+    written, for a bad bundle (naming the field), an unknown plugin (listing those installed), a build
+    hook that raises or returns something wrong (naming the plugin package), or an output folder that
+    cannot take the files (naming the path).
     """
     bundle = load_bundle(bundle_file)
-    return write_files(render_bundle(bundle), Path(out_dir))
+    written = write_files(render_bundle(bundle), Path(out_dir))
+    for warning in bundle_warnings(bundle):
+        if warn is None:
+            _log.warning("%s", warning)
+        else:
+            warn(warning)
+    return written
 
 
 def render_bundle(bundle: Bundle) -> Rendered:
@@ -70,12 +80,14 @@ def render_bundle(bundle: Bundle) -> Rendered:
     Raises BundleError as `build_bundle` does.
     """
     loaded = _load_plugins(bundle)
+    _check_settings_reach_their_hooks(bundle, loaded)
+    # `contributions` gives each hook its package's own settings, deep-copied for that call alone.
     context = BuildContext(
         name=bundle.name,
         namespaces=tuple(bundle.namespaces),
         plugin_keys=tuple(plugin.key for plugin in loaded.plugins),
-        settings=copy.deepcopy(bundle.settings),  # no hook can change what the next one sees
         iam_role_arn=bundle.service_account.iam_role_arn,
+        all_settings=bundle.settings,
     )
     try:
         manager = plugin_manager(loaded.packages)
@@ -134,7 +146,7 @@ def render_bundle(bundle: Bundle) -> Rendered:
         files["agent-pod-spec-patch.yaml"] = argo.to_go_yaml(pod_spec_patch(volumes))
     reqs = requirements(loaded.packages)
     files["Dockerfile"] = dockerfile_text(bundle, reqs, docker_lines)
-    files[f"{WHEELS_DIR}/README.md"] = _WHEELS_README
+    files[f"{WHEELS_DIR}/README.md"] = wheels_readme(reqs)
     files["README.md"] = _readme(bundle, files, configmap=configmap, keys=context.plugin_keys, pins=reqs.pins)
     return files
 
@@ -142,32 +154,158 @@ def render_bundle(bundle: Bundle) -> Rendered:
 def write_files(files: Mapping[str, str], out_dir: Path) -> list[Path]:
     """Write `files` (relative path → text) into `out_dir`; return the paths written, in `files` order.
 
-    All are written into a fresh folder next to `out_dir` first, then moved in: a new `out_dir` appears
-    whole (one rename), an existing one gets each file replaced in one step. `OPTIONAL_FILES` not in
-    `files` are removed from it. Raises BundleError when `out_dir` is a file.
+    Every target is checked first, and BundleError naming the path is raised, with nothing written, when
+    `out_dir` or a folder on the way to it or to a file is a file, a file's path is a folder, or a folder
+    to write into (or the nearest existing one to create `out_dir` in) is not writable. The files are then
+    written into a fresh staging folder (next to a new `out_dir`, inside an existing one) and moved in: a
+    new `out_dir` appears whole, in one rename; in an existing one each file is replaced in one step and
+    `OPTIONAL_FILES` not in `files` are removed, and should a step still fail (a full disk), what was
+    replaced or removed is put back and the folders made are removed. Any OSError becomes a BundleError
+    naming the path.
     """
-    if out_dir.exists() and not out_dir.is_dir():
-        raise BundleError(f"output folder {out_dir} is a file")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        for relative, text in files.items():
-            target = staging / relative
+    out_dir = Path(out_dir)
+    _check_targets(files, out_dir)
+    if os.path.isdir(out_dir):
+        _replace_in(files, out_dir)
+    else:
+        _create(files, out_dir)
+    return [out_dir / relative for relative in files]
+
+
+def _check_targets(files: Mapping[str, str], out_dir: Path) -> None:
+    existing = out_dir
+    while not os.path.lexists(existing) and existing.parent != existing:
+        existing = existing.parent
+    if not os.path.isdir(existing):
+        kind = "a file" if os.path.isfile(existing) else "not a folder"
+        raise BundleError(f"cannot write into {out_dir}: {existing} is {kind}")
+    if existing != out_dir:
+        _require_writable(existing, f"cannot create {out_dir}")
+        return
+    _require_writable(out_dir, f"cannot write into {out_dir}")
+    stale = [name for name in OPTIONAL_FILES if name not in files]
+    for relative in [*files, *stale]:
+        target = out_dir / relative
+        folder = target.parent
+        for parent in reversed([folder, *folder.parents]):
+            if parent == out_dir or not parent.is_relative_to(out_dir) or not os.path.lexists(parent):
+                continue
+            if not os.path.isdir(parent):
+                kind = "a file" if os.path.isfile(parent) else "not a folder"
+                raise BundleError(f"cannot write {target}: {parent} is {kind}")
+            _require_writable(parent, f"cannot write {target}")
+        if os.path.isdir(target) and not os.path.islink(target):
+            verb = "write" if relative in files else "remove the stale"
+            raise BundleError(f"cannot {verb} {target}: it is a folder; move it away")
+
+
+def _require_writable(folder: Path, problem: str) -> None:
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BundleError(f"{problem}: folder {folder} is not writable")
+
+
+def _os_problem(action: str, exc: OSError) -> BundleError:
+    return BundleError(f"{action}: {exc.strerror or exc}")
+
+
+def _stage(files: Mapping[str, str], staging: Path, out_dir: Path) -> None:
+    for relative, text in files.items():
+        target = staging / relative
+        try:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
-        if not out_dir.exists():
-            staging.chmod(0o755)  # mkdtemp's 0700 would otherwise become out_dir's
-            staging.rename(out_dir)
-        else:
-            for relative in files:
-                (out_dir / relative).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staging / relative, out_dir / relative)
-            for stale in OPTIONAL_FILES:
-                if stale not in files:
-                    (out_dir / stale).unlink(missing_ok=True)
+        except OSError as exc:
+            raise _os_problem(f"cannot write {out_dir / relative}", exc) from None
+
+
+def _create(files: Mapping[str, str], out_dir: Path) -> None:
+    # A new out_dir: staged next to it, then renamed into place; folders made on the way go on failure.
+    made = [folder for folder in [out_dir.parent, *out_dir.parent.parents] if not os.path.lexists(folder)]
+    try:
+        try:
+            out_dir.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+        except OSError as exc:
+            raise _os_problem(f"cannot create {out_dir}", exc) from None
+        try:
+            _stage(files, staging, out_dir)
+            try:
+                staging.chmod(0o755)  # mkdtemp's 0700 would otherwise become out_dir's
+                staging.rename(out_dir)
+            except OSError as exc:
+                raise _os_problem(f"cannot create {out_dir}", exc) from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except BundleError:
+        for folder in made:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _replace_in(files: Mapping[str, str], out_dir: Path) -> None:
+    # An existing out_dir: staged inside it (same file system), each file then replaced by os.replace.
+    # The files replaced or removed are copied aside first, to be put back should a later step fail.
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".argoplug-build.", dir=out_dir))
+    except OSError as exc:
+        raise _os_problem(f"cannot write into {out_dir}", exc) from None
+    new, old = staging / "new", staging / "old"
+    done: list[tuple[Path, Path | None]] = []  # target, its copy aside (None: it did not exist)
+    made: list[Path] = []
+    try:
+        _stage(files, new, out_dir)
+        steps: list[tuple[str, Path | None]] = [(relative, new / relative) for relative in files]
+        steps += [(stale, None) for stale in OPTIONAL_FILES if stale not in files]
+        target = out_dir
+        try:
+            for relative, source in steps:
+                target = out_dir / relative
+                if source is None and not os.path.lexists(target):
+                    continue
+                missing = [f for f in [target.parent, *target.parent.parents] if not os.path.lexists(f)]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made.extend(missing)
+                aside: Path | None = None
+                if os.path.lexists(target):
+                    aside = old / relative
+                    aside.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(target, aside, follow_symlinks=False)
+                if source is None:
+                    target.unlink()
+                else:
+                    os.replace(source, target)
+                done.append((target, aside))
+        except OSError as exc:
+            _put_back(done, made)
+            raise _os_problem(f"cannot write {target}", exc) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return [out_dir / relative for relative in files]
+
+
+def _put_back(done: Sequence[tuple[Path, Path | None]], made: Sequence[Path]) -> None:
+    for target, aside in reversed(done):
+        with contextlib.suppress(OSError):
+            if aside is None:
+                target.unlink()
+            else:
+                os.replace(aside, target)
+    for folder in sorted(made, key=lambda path: len(path.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def _check_settings_reach_their_hooks(bundle: Bundle, loaded: LoadedPlugins) -> None:
+    # A module selected under two names (`m:a`, `m:b`) is registered, and its hooks called, under the
+    # first only: settings under the second would silently reach no hook.
+    first: dict[int, str] = {}
+    for name, module in loaded.packages:
+        owner = first.setdefault(id(module), name)
+        if owner != name and name in bundle.settings:
+            raise BundleError(
+                f"settings.{name}: {name!r} is in module {module.__name__}, whose build hooks run once, "
+                f"as {owner!r}, with the settings of {owner!r}; move these settings there"
+            )
 
 
 def _load_plugins(bundle: Bundle) -> LoadedPlugins:
@@ -219,7 +357,8 @@ _FILE_ROLES = {
     "iam-policy.json": "the IAM permissions policy: exactly the AWS actions the plugins call",
     "iam-trust-policy.json": "the trust policy of the IAM role, for IRSA",
     "agent-pod-spec-patch.yaml": "volumes the plugins need, for the workflows' `spec.podSpecPatch`",
-    "Dockerfile": "the sidecar image; `wheels/` holds wheels to install before PyPI",
+    "Dockerfile": "the sidecar image; `wheels/` must hold the wheels of argoplug and the plugin packages, "
+    "which the image installs from there only",
 }
 
 _README_HEAD = """\
@@ -235,12 +374,16 @@ from image `{image}`, serving the plugin keys {keys}, in the namespaces {namespa
 
 ## Build the image
 
-    pip wheel --no-deps -w wheels /path/to/argoplug    # argoplug is not on PyPI yet
+It installs {pins}, the versions this build ran with, from `wheels/` only, never from PyPI: a
+package published there under one of those names cannot slip in, and `docker build` fails unless a
+wheel of each is in `wheels/` (see `wheels/README.md`). Their dependencies come from PyPI (or
+`wheels/`).
+
+    pip wheel --no-deps -w wheels /path/to/argoplug    # likewise each plugin package, from its source
     docker build -t {image} .
     docker push {image}
 
-It installs {pins} (the versions this build ran with) and runs as uid 1000 with a read-only root
-filesystem.
+It runs as uid 1000 with a read-only root filesystem.
 """
 
 _README_IRSA = """
@@ -268,6 +411,14 @@ _README_INSTALL = """
 The workflow controller needs `ARGO_EXECUTOR_PLUGINS=true`. It gives an agent pod the plugins of its
 own namespace and of the workflow's (workflow/controller/agent.go): do not list the controller's
 namespace together with other namespaces, or the sidecar would be added twice.
+"""
+
+_README_DEFAULT_ACCOUNT = """
+**Warning:** the agent Role is bound to service account `default`: every pod running as `default`
+in {namespaces} may patch WorkflowTaskSet status, that is, forge the results of this plugin's steps.
+Argo's quick start runs workflows as `default` too; for anything else set `workflowServiceAccount`
+(or `serviceAccount.iamRoleArn`) in the bundle, build again, and run the workflows that use this
+plugin as that account.
 """
 
 _README_TOKEN = """
@@ -349,6 +500,9 @@ def _readme(
     elif "iam-policy.json" in files:
         text += _README_NO_ROLE
     text += _README_INSTALL
+    if runs_as == "default":
+        namespaces = ", ".join(f"`{namespace}`" for namespace in bundle.namespaces)
+        text += _README_DEFAULT_ACCOUNT.format(namespaces=namespaces)
     if runs_as != sa:
         text += _README_TOKEN.format(runs_as=runs_as)
     if "agent-pod-spec-patch.yaml" in files:

@@ -1,7 +1,9 @@
 """What the SageMaker Pipelines plugins need from AWS IAM: the build hook behind `iam-policy.json`.
 
 `argoplug build` calls `argoplug_iam_statements` (re-exported by the package, so that pluggy finds it on the
-module the entry point names) with the bundle's `settings` for `sagemaker-pipelines`.
+module the entry point names) with the settings the bundle gives this package: those under the name it is
+selected by in `plugins`, `sagemaker-pipelines` or a `module:attr` path such as
+`argoplug.plugins.sagemaker:plugins`.
 """
 
 from __future__ import annotations
@@ -32,12 +34,12 @@ EXECUTION_ACTIONS = (
 
 
 class SettingsError(ValueError):
-    """The bundle's `settings.sagemaker-pipelines` are not as documented; the message names the key."""
+    """The bundle's settings for this package are not as documented; the message names the key."""
 
 
 @hookimpl
 def argoplug_iam_statements(context: BuildContext) -> list[dict[str, Any]]:
-    """Return the IAM statements the SageMaker Pipelines plugins need, scoped by the bundle's settings.
+    """Return the IAM statements the SageMaker Pipelines plugins need, scoped by `context.settings`.
 
     Settings (all optional; each a list of strings): `pipelines` (names or pipeline ARNs: only these may
     be described, executed and stopped; default every pipeline), `regions` and `accounts` (12 digits)
@@ -45,32 +47,31 @@ def argoplug_iam_statements(context: BuildContext) -> list[dict[str, Any]]:
     and `assume_roles` (role ARNs the blocks' `role_arn` may name: `sts:AssumeRole` on them). Pipeline
     names are lower-cased in the ARNs, as SageMaker writes pipeline ARNs.
 
-    Raises SettingsError (the build names this plugin) for a setting of the wrong shape.
+    Raises SettingsError (the build names this plugin) for a setting of the wrong shape, naming it as
+    `settings.<the name in plugins>.<key>`.
     """
-    settings = context.settings_for(ENTRY_POINT)
+    settings = context.settings
+    where = f"settings.{context.package or ENTRY_POINT}"
     known = {"pipelines", "regions", "accounts", "partition", "assume_roles"}
     unknown = sorted(set(settings) - known)
     if unknown:
         raise SettingsError(
-            f"settings.{ENTRY_POINT}: unknown key(s) {', '.join(unknown)} "
-            f"(expected some of: {', '.join(sorted(known))})"
+            f"{where}: unknown key(s) {', '.join(unknown)} (expected some of: {', '.join(sorted(known))})"
         )
     partition = settings.get("partition", "aws")
     if not isinstance(partition, str) or not partition.startswith("aws"):
-        raise SettingsError(f"settings.{ENTRY_POINT}.partition: expected e.g. 'aws', got {partition!r}")
-    pipelines = _strings(settings, "pipelines")
-    regions = _strings(settings, "regions") or ["*"]
-    accounts = _strings(settings, "accounts") or ["*"]
+        raise SettingsError(f"{where}.partition: expected e.g. 'aws', got {partition!r}")
+    pipelines = _strings(settings, "pipelines", where)
+    regions = _strings(settings, "regions", where) or ["*"]
+    accounts = _strings(settings, "accounts", where) or ["*"]
     for account in accounts:
         if account != "*" and not (account.isdigit() and len(account) == 12):
-            raise SettingsError(f"settings.{ENTRY_POINT}.accounts: expected 12 digits, got {account!r}")
+            raise SettingsError(f"{where}.accounts: expected 12 digits, got {account!r}")
     pipeline_arns: list[str] = []
     for pipeline in pipelines or ["*"]:
         match = PIPELINE_ARN.match(pipeline) if pipeline.startswith("arn:") else None
         if pipeline.startswith("arn:") and (match is None or match.group("execution")):
-            raise SettingsError(
-                f"settings.{ENTRY_POINT}.pipelines: expected a pipeline name or ARN, got {pipeline!r}"
-            )
+            raise SettingsError(f"{where}.pipelines: expected a pipeline name or ARN, got {pipeline!r}")
         if match is not None:
             pipeline_arns.append(pipeline.rsplit("/", 1)[0] + "/" + match.group("pipeline").lower())
             continue
@@ -93,17 +94,17 @@ def argoplug_iam_statements(context: BuildContext) -> list[dict[str, Any]]:
             "Resource": [f"{arn}/execution/*" for arn in pipeline_arns],
         },
     ]
-    roles = _strings(settings, "assume_roles")
+    roles = _strings(settings, "assume_roles", where)
     if roles:
         assume = {"Sid": "SageMakerAssumeRoles", "Effect": "Allow", "Action": ["sts:AssumeRole"]}
         statements.append({**assume, "Resource": roles})
     return statements
 
 
-def _strings(settings: Mapping[str, Any], key: str) -> list[str]:
+def _strings(settings: Mapping[str, Any], key: str, where: str) -> list[str]:
     value = settings.get(key, [])
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, Sequence) or not all(isinstance(item, str) and item for item in value):
-        raise SettingsError(f"settings.{ENTRY_POINT}.{key}: expected a list of strings, got {value!r}")
+        raise SettingsError(f"{where}.{key}: expected a list of strings, got {value!r}")
     return list(value)
