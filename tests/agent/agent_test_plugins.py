@@ -15,6 +15,10 @@ echo = Plugin("echo", description="Succeeds with its arguments as output paramet
 fail = Plugin("fail", description="Fails with the message it is given")
 poll = Plugin("poll", description="Running with a 30s requeue until called `polls` times, then Succeeded")
 environ = Plugin("environ", description="Succeeds with the value of the environment variable `name`")
+flaky = Plugin(
+    "flaky", description="Fails the first `fails` calls for a `key`, then succeeds with its arguments"
+)
+emit = Plugin("emit", description="Succeeds with `outputs` (a mapping) as outputs and `result` as the result")
 
 _calls: dict[str, int] = {}
 _lock = threading.Lock()
@@ -44,4 +48,23 @@ def read_environment(task: Task, args: dict[str, Any]) -> Result:
     return Result.succeeded(outputs={"value": os.environ.get(str(args["name"]), "(unset)")})
 
 
-plugins = [echo, fail, poll, environ]
+@flaky.handler
+def fail_first(task: Task, args: dict[str, Any]) -> Result:
+    key = f"flaky/{args.get('key', '')}"
+    with _lock:
+        count = _calls[key] = _calls.get(key, 0) + 1
+    if count <= int(args.get("fails", 1)):
+        raise PermanentError(f"attempt {count} fails on purpose")
+    outputs = {k: v for k, v in args.items() if k not in ("key", "fails")}
+    return Result.succeeded(f"succeeded on call {count}", outputs=outputs)
+
+
+@emit.handler
+def emit_outputs(task: Task, args: dict[str, Any]) -> Result:
+    result = args.get("result")
+    return Result.succeeded(
+        outputs=dict(args.get("outputs") or {}), result=None if result is None else str(result)
+    )
+
+
+plugins = [echo, fail, poll, environ, flaky, emit]

@@ -15,10 +15,12 @@ import yaml
 from argoplug.agent.checks import check
 from argoplug.agent.client import AgentClient, Backoff, PluginEndpoint
 from argoplug.agent.engine import Engine
+from argoplug.agent.http_template import HttpTemplateRunner
 from argoplug.agent.nodes import WorkflowStatus
 from argoplug.agent.workflow import Workflow, load_documents, resolve_workflow
 
 HERE = Path(__file__).resolve().parent
+WORKFLOWS = HERE / "workflows"
 ROOT = HERE.parent.parent
 EXAMPLES = ROOT / "examples" / "sagemaker"
 
@@ -28,13 +30,28 @@ Reply = tuple[int, bytes | str | dict[str, Any] | None] | str
 
 
 class FakeSleep:
-    """An injectable `sleep` that records the delays asked for and returns at once."""
+    """An injectable `sleep` that records the delays asked for and returns at once, and a matching clock.
 
-    def __init__(self) -> None:
+    `time()` starts at T0 and moves on by each delay slept, so waits computed from node times are exact.
+    A delay listed in `never` (e.g. the workflow's deadline) is recorded and then never ends (until the
+    sleeper is cancelled).
+    """
+
+    T0 = 1_700_000_000.0
+
+    def __init__(self, *, never: Sequence[float] = ()) -> None:
         self.delays: list[float] = []
+        self.never = set(never)
+        self.now = self.T0
+
+    def time(self) -> float:
+        return self.now
 
     async def __call__(self, seconds: float) -> None:
         self.delays.append(seconds)
+        if seconds in self.never:
+            await asyncio.Event().wait()
+        self.now += seconds
         await asyncio.sleep(0)
 
 
@@ -137,20 +154,86 @@ def run_engine(
     sleep: FakeSleep | None = None,
     engine_sleep: Callable[[float], Any] | None = None,
     on_change: Callable[..., None] | None = None,
+    http: bool = False,
+    speed: float = 1.0,
 ) -> WorkflowStatus:
-    """Run `workflow` against `endpoints` with a fake clock for backoff and requeue; return the status."""
+    """Run `workflow` against `endpoints` with a fake clock for backoff and requeue; return the status.
+
+    `engine_sleep` is the engine's sleep (deadline, timeout, backoff, suspend: a `FakeSleep` records
+    them); `http` gives the engine a real `HttpTemplateRunner`; `speed` is the engine's.
+    """
 
     async def main() -> WorkflowStatus:
         client_sleep = sleep or FakeSleep()
         async with AgentClient(
             endpoints, sleep=client_sleep, random=lambda: 0.0, backoff=Backoff()
         ) as client:
-            options: dict[str, Any] = {"on_change": on_change}
+            options: dict[str, Any] = {"on_change": on_change, "speed": speed}
             if engine_sleep is not None:
                 options["sleep"] = engine_sleep
-            return await Engine(workflow, client, **options).run()
+            if isinstance(engine_sleep, FakeSleep):
+                options["clock"] = engine_sleep.time
+            if not http:
+                return await Engine(workflow, client, **options).run()
+            async with HttpTemplateRunner() as runner:
+                return await Engine(workflow, client, http=runner, **options).run()
 
     return asyncio.run(main())
+
+
+def workflow_files(*paths: Path, parameters: dict[str, str] | None = None) -> Workflow:
+    """Load, resolve and check the workflow of `paths`, as `argoplug run FILE...` does."""
+    workflow = resolve_workflow(load_documents(paths), parameters=parameters)
+    check(workflow)
+    return workflow
+
+
+class PlainHttpServer:
+    """An HTTP server on loopback that answers GET `path` with `(status, body)` from `routes`.
+
+    Records each request as `(method, path, headers, body)`.
+    """
+
+    def __init__(self, routes: dict[str, tuple[int, str]]) -> None:
+        self.routes = routes
+        self.requests: list[tuple[str, str, dict[str, str], str]] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length).decode() if length else ""
+                server.requests.append((self.command, self.path, dict(self.headers), body))
+                status, text = server.routes.get(self.path, (404, "not found"))
+                data = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
+
+    def __enter__(self) -> PlainHttpServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
 
 
 def yaml_dump(data: Any) -> str:

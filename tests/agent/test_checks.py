@@ -71,37 +71,27 @@ def test_check_refuses_what_argo_validation_refuses(tmp_path, templates, expecte
     ("templates", "expected"),
     [
         (
-            "    - name: main\n      steps: [[{name: a, template: p, when: '1 == 1'}]]\n",
-            "templates.main.steps[0].a: `when`",
+            "    - name: main\n      steps: [[{name: a, template: p, hooks: {exit: {template: p}}}]]\n",
+            "templates.main.steps[0].a: `hooks`",
         ),
         (
-            "    - name: main\n      steps: [[{name: a, template: p, withItems: [1, 2]}]]\n",
-            "templates.main.steps[0].a: `withItems`",
+            "    - name: main\n      dag: {tasks: [{name: a, inline: {plugin: {echo: {}}}}]}\n",
+            "templates.main.tasks.a: `inline`",
         ),
         (
-            "    - name: main\n      steps: [[{name: a, template: p, withParam: '[1]'}]]\n",
-            "templates.main.steps[0].a: `withParam`",
+            "    - name: main\n      synchronization: {mutexes: [{name: m}]}\n      plugin: {echo: {}}\n",
+            "templates.main: `synchronization`",
         ),
         (
-            "    - name: main\n      dag: {tasks: [{name: a, template: p, depends: 'b'},"
-            " {name: b, template: p}]}\n",
-            "templates.main.tasks.a: `depends`",
+            "    - name: main\n      memoize: {key: k, maxAge: 1h, cache: {configMap: {name: c}}}\n"
+            "      plugin: {echo: {}}\n",
+            "templates.main: `memoize`",
         ),
+        ("    - name: main\n      daemon: true\n      plugin: {echo: {}}\n", "templates.main: `daemon`"),
         (
-            "    - name: main\n      retryStrategy: {limit: 2}\n      plugin: {echo: {}}\n",
-            "templates.main: `retryStrategy`",
-        ),
-        (
-            "    - name: main\n      steps: [[{name: a, template: p, onExit: p}]]\n",
-            "templates.main.steps[0].a: `onExit`",
-        ),
-        (
-            "    - name: main\n      steps: [[{name: a, templateRef: {name: x, template: y}}]]\n",
-            "templates.main.steps[0].a: `templateRef`",
-        ),
-        (
-            "    - name: main\n      plugin: {echo: {x: '{{=inputs.parameters.a}}'}}\n",
-            "templates.main: expression tag {{=inputs.parameters.a}}",
+            "    - name: main\n      outputs: {artifacts: [{name: a, path: /tmp/a}]}\n"
+            "      plugin: {echo: {}}\n",
+            "templates.main.outputs: `artifacts`",
         ),
     ],
 )
@@ -112,14 +102,157 @@ def test_check_names_unsupported_constructs_and_their_template(tmp_path, templat
     assert "not supported by argoplug's local agent yet" in str(caught.value)
 
 
-def test_a_workflow_level_on_exit_is_refused(tmp_path):
-    with pytest.raises(WorkflowError, match=r"spec: `onExit` is not supported"):
+def test_a_suspend_without_duration_is_refused_saying_why(tmp_path):
+    with pytest.raises(WorkflowError) as caught:
+        workflow_from(CHECKED + "    - name: main\n      suspend: {}\n", tmp_path=tmp_path)
+    assert (
+        "templates.main: a suspend template without `duration` waits until someone resumes the workflow "
+        "(`argo resume`), which nobody can do in a local run: give it a duration"
+    ) in str(caught.value)
+
+
+SUPPORTED = """\
+  onExit: p
+  retryStrategy: {limit: 1}
+  templates:
+    - name: main
+      parallelism: 2
+      steps:
+        - - {name: a, template: p, when: "1 == 1", continueOn: {failed: true}, onExit: p}
+          - name: b
+            template: q
+            withItems: [{k: 1}]
+            arguments: {parameters: [{name: x, value: "{{item.k}}"}]}
+          - name: c
+            template: q
+            withParam: '["a"]'
+            arguments: {parameters: [{name: x, value: "{{item}}"}]}
+          - name: d
+            template: q
+            withSequence: {count: "2"}
+            arguments: {parameters: [{name: x, value: "{{item}}"}]}
+        - - name: e
+            template: d
+            arguments:
+              parameters:
+                - name: x
+                  value: "{{steps.b.outputs.parameters}}{{steps.a.outputs.result}}"
+    - name: d
+      inputs: {parameters: [{name: x}]}
+      dag:
+        target: z
+        tasks:
+          - {name: y, template: p}
+          - {name: z, depends: "y.Failed || y.Succeeded", template: s}
+    - name: p
+      retryStrategy: {limit: 2, retryPolicy: OnError, backoff: {duration: "1s", factor: 2, maxDuration: "1m"}}
+      timeout: 30s
+      plugin: {echo: {n: "{{retries}}", e: "{{=inputs.parameters.x}}"}}
+    - name: q
+      inputs: {parameters: [{name: x}]}
+      plugin: {echo: {x: "{{inputs.parameters.x}}"}}
+    - name: s
+      suspend: {duration: "10"}
+"""
+
+
+def test_check_accepts_what_the_engine_now_runs(tmp_path):
+    workflow = resolved(HEAD + "  entrypoint: main\n" + SUPPORTED, tmp_path)
+    warnings = check(workflow)
+    assert warnings == [
+        "templates.p: `timeout` has no effect with a retryStrategy: Argo checks it against the Retry node, "
+        "which is never Pending"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("templates", "expected"),
+    [
+        (
+            "    - name: main\n      dag: {tasks: [{name: a, template: p, depends: 'b.Done'},"
+            " {name: b, template: p}]}\n",
+            "templates.main.tasks.a: task result 'Done' for task 'b' is invalid",
+        ),
+        (
+            "    - name: main\n      dag: {tasks: [{name: a, template: p, depends: 'zz'}]}\n",
+            "templates.main.tasks.a dependency 'zz' not defined",
+        ),
+        (
+            "    - name: main\n      dag: {tasks: [{name: a, template: p},"
+            " {name: b, template: p, depends: a},"
+            " {name: c, template: p, dependencies: [a]}]}\n",
+            "templates.main cannot use both 'depends' and 'dependencies' in the same DAG template",
+        ),
+        (
+            "    - name: main\n      steps: [[{name: a, template: p, withItems: [1], withParam: '[1]'}]]\n",
+            "templates.main.steps[0].a: only one of withItems, withParam, withSequence can be specified",
+        ),
+        (
+            "    - name: main\n"
+            "      steps: [[{name: a, template: p, withSequence: {count: '1', end: '2'}}]]\n",
+            "templates.main.steps[0].a: only one of count or end can be defined in withSequence",
+        ),
+        (
+            "    - name: main\n      steps: [[{name: a, template: p,"
+            " arguments: {parameters: [{name: x, value: '{{item}}'}]}, withItems: [{k: 1}]},"
+            " {name: b, template: p, arguments: {parameters: [{name: x, value: '{{item.k}}'}]}}]]\n",
+            "templates.main.steps[0].b: failed to resolve {{item.k}}",
+        ),
+        (
+            "    - name: main\n      steps: [[{name: a, templateRef: {name: lib, template: y}}]]\n",
+            "templates.main.steps[0].a: templateRef: WorkflowTemplate 'lib' not found in the files given",
+        ),
+        (
+            "    - name: main\n      retryStrategy: {retryPolicy: Sometimes}\n      plugin: {echo: {}}\n",
+            "templates.main.retryStrategy.retryPolicy: Sometimes is not a valid RetryPolicy",
+        ),
+        (
+            "    - name: main\n      retryStrategy: {limit: 1, backoff: {duration: soon}}\n"
+            "      plugin: {echo: {}}\n",
+            "templates.main.retryStrategy.backoff.duration: unable to parse soon as a duration",
+        ),
+        (
+            "    - name: main\n      timeout: 1m\n      steps: [[{name: a, template: p}]]\n",
+            "templates.main: steps template doesn't support timeout field.",
+        ),
+        (
+            "    - name: main\n      steps: [[{name: a, template: p, onExit: nope}]]\n",
+            "templates.main.steps[0].a.onExit: template name 'nope' undefined",
+        ),
+        (
+            "    - name: main\n      dag: {target: x, tasks: [{name: a, template: p}]}\n",
+            "templates.main.dag.target: task 'x' is not a task of the DAG",
+        ),
+    ],
+)
+def test_check_refuses_bad_uses_of_the_supported_constructs(tmp_path, templates, expected):
+    with pytest.raises(WorkflowError) as caught:
+        workflow_from(CHECKED + templates + "    - name: p\n      plugin: {echo: {}}\n", tmp_path=tmp_path)
+    assert expected in str(caught.value)
+
+
+def test_a_workflow_level_on_exit_must_name_a_template(tmp_path):
+    with pytest.raises(WorkflowError, match=r"spec.onExit: template name 'nope' undefined"):
         workflow_from(
             HEAD
-            + "  entrypoint: main\n  onExit: main\n  templates:\n"
+            + "  entrypoint: main\n  onExit: nope\n  templates:\n"
             + "    - name: main\n      plugin: {echo: {}}\n",
             tmp_path=tmp_path,
         )
+
+
+def test_check_warns_of_what_argo_ignores(tmp_path):
+    workflow = resolved(
+        CHECKED
+        + "    - name: main\n      activeDeadlineSeconds: 10\n      metrics: {prometheus: []}\n"
+        + "      plugin: {echo: {}}\n",
+        tmp_path,
+    )
+    assert check(workflow) == [
+        "templates.main: `activeDeadlineSeconds` applies only to container and script templates (the pod's "
+        "deadline); Argo ignores it on a plugin template",
+        "templates.main: `metrics` are Prometheus metrics of the controller: none are emitted locally",
+    ]
 
 
 def test_an_unresolved_output_reference_says_what_to_fix(tmp_path):

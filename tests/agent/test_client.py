@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from argoplug.agent.client import AgentClient, Backoff, NodeUpdate, PluginEndpoint
+from argoplug.agent.client import AgentClient, Backoff, NodeUpdate, PluginEndpoint, plugin_order
 from argoplug.testing import make_request
 
 from .agent_test_plugins import echo, poll
@@ -309,3 +309,68 @@ def test_workers_default_to_the_agents_environment_variable(monkeypatch, value, 
     client = AgentClient([])
     asyncio.run(client.aclose())
     assert client.workers == workers
+
+
+def test_workers_below_one_are_refused():
+    with pytest.raises(ValueError, match="workers must be at least 1, got 0"):
+        AgentClient([], workers=0)
+
+
+def test_without_a_seed_the_plugins_are_asked_in_the_order_given(scripted):
+    first, second = scripted([(200, SUCCEEDED)]), scripted([(200, SUCCEEDED)])
+    client = AgentClient([first.endpoint(), second.endpoint()])
+    asyncio.run(client.aclose())
+    assert client.order == [first.endpoint(), second.endpoint()]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_seed_fixes_one_order_for_every_task_of_the_run(scripted, seed):
+    servers = [scripted([(200, {})]) for _ in range(3)]
+    endpoints = [s.endpoint() for s in servers]
+
+    async def main() -> list[str]:
+        async with AgentClient(endpoints, seed=seed, sleep=FakeSleep()) as client:
+            for _ in range(3):
+                await client.execute(REQUEST)
+            return [e.url for e in client.order]
+
+    order = asyncio.run(main())
+    assert order == [e.url for e in plugin_order(endpoints, seed)]  # the same order again
+    assert sorted(order) == sorted(e.url for e in endpoints)
+    # Every plugin is asked about every task; all answered {}: no taker, so each round asks all three.
+    assert all(len(s.requests) == 3 for s in servers)
+
+
+def test_over_seeds_both_orders_of_two_plugins_happen(scripted):
+    endpoints = [scripted([(200, {})]).endpoint(), scripted([(200, {})]).endpoint()]
+    orders = set()
+    for seed in range(20):
+        client = AgentClient(endpoints, seed=seed)
+        asyncio.run(client.aclose())
+        orders.add(tuple(e.url for e in client.order))
+    assert orders == {tuple(e.url for e in endpoints), tuple(e.url for e in reversed(endpoints))}
+
+
+def test_a_requeue_beside_no_node_counts_for_the_next_plugins_node_as_in_go(scripted):
+    # Go decodes every plugin's reply into one ExecuteTemplateReply: the first plugin's requeue stays.
+    first = scripted([(200, {"requeue": "45s"})])
+    second = scripted([(200, {"node": {"phase": "Running", "message": "working"}})])
+    update, _ = execute([first.endpoint(), second.endpoint()])
+    assert (update.phase, update.requeue) == ("Running", 45.0)
+
+
+def test_a_null_requeue_clears_one_sent_before(scripted):
+    first = scripted([(200, {"requeue": "45s"})])
+    second = scripted([(200, {"node": {"phase": "Running"}, "requeue": None})])
+    update, _ = execute([first.endpoint(), second.endpoint()])
+    assert (update.phase, update.requeue) == ("Running", None)
+
+
+def test_a_failure_with_an_earlier_plugins_requeue_warns_and_names_who_sent_it(scripted):
+    first = scripted([(200, {"requeue": "10s"})])
+    second = scripted([(200, {"node": {"phase": "Failed", "message": "boom"}})])
+    update, _ = execute([first.endpoint(), second.endpoint()])
+    assert update.phase == "Failed"
+    assert 'answered Failed with requeue "10s" (sent by scripted): Argo\'s agent would call it again' in (
+        update.warning
+    )

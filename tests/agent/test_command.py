@@ -60,7 +60,7 @@ def test_a_failed_workflow_exits_1_and_points_to_the_sidecar_log(tmp_path):
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Status:              Failed" in done.stdout
     assert "Message:             on purpose" in done.stdout
-    log = Path(done.stdout.split("The plugin server's log: ", 1)[1].split()[0])
+    log = Path(done.stdout.split("The log of argoplug serve: ", 1)[1].split()[0])
     assert '"message":"template.execute"' in log.read_text()
 
 
@@ -83,7 +83,7 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path, args, expected):
 def test_a_sidecar_that_cannot_start_exits_2_with_its_log():
     done = argoplug("run", WORKFLOW, "--plugin", "no_such_module:plugins")
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "the plugin server exited with code 2 before answering" in done.stderr
+    assert "argoplug serve: the plugin server exited with code 2 before answering" in done.stderr
     assert "cannot import plugin module 'no_such_module'" in done.stderr
 
 
@@ -112,3 +112,86 @@ def test_a_warning_of_check_is_printed_before_the_run(tmp_path):
         "set only in a template with a retryStrategy" in done.stderr
     )
     assert "key:             k-{{retries}}" in done.stdout  # sent as written, as Argo does
+
+
+def test_the_run_says_where_its_sidecar_listens_and_prints_its_seed_and_workers():
+    done = argoplug("run", WORKFLOW, "--plugin", PLUGINS, "--seed", "42", "--workers", "3")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert f"Plugin server: argoplug serve --plugin {PLUGINS}\n  listening on: http://127.0.0.1:" in out
+    assert "  token file: " in out and "  log: " in out
+    assert (
+        "Each plugin task is offered to: argoplug serve, in this order (seed 42: --seed 42 repeats it); "
+        "3 task workers" in out
+    )
+
+
+def test_without_a_seed_one_is_drawn_and_printed(monkeypatch):
+    monkeypatch.setenv("ARGO_AGENT_TASK_WORKERS", "5")
+    done = argoplug("run", WORKFLOW, "--plugin", PLUGINS)
+    assert done.returncode == 0, done.stdout + done.stderr
+    seed = done.stdout.split("(seed ", 1)[1].split(":", 1)[0]
+    assert seed.isdigit() and f"--seed {seed} repeats it); 5 task workers" in done.stdout
+
+
+@pytest.mark.parametrize("option", [["--workers", "0"], ["--seed", "x"]])
+def test_bad_seed_or_workers_exit_2(option):
+    done = argoplug("run", WORKFLOW, "--plugin", PLUGINS, *option)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Invalid value for" in done.stderr and done.stdout == ""
+
+
+def test_a_plugin_value_that_names_nothing_exits_2_before_anything_runs(tmp_path):
+    done = argoplug("run", WORKFLOW, "--plugin", str(tmp_path / "missing" / "plugin.yaml"))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert (
+        f"argoplug run: --plugin {tmp_path / 'missing' / 'plugin.yaml'}: no such file or folder"
+        in done.stderr
+    )
+    assert "Traceback" not in done.stderr
+
+
+def test_every_feature_runs_from_the_cli_with_speed_and_prints_argos_status_as_json():
+    import json
+
+    from .helpers import PlainHttpServer
+
+    with PlainHttpServer({"/status": (200, "all good")}) as web:
+        done = argoplug(
+            "run", HERE / "workflows" / "every-feature.yaml", "--plugin", PLUGINS,
+            "-p", f"base-url={web.url}", "--speed", "50", "-o", "json",
+        )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Speed ×50: requeue delays, retry backoffs" in done.stderr
+    assert "STEP " in done.stderr  # the tree goes to stderr, stdout holds the document alone
+    document = json.loads(done.stdout)
+    assert document["status"]["phase"] == "Succeeded"
+    nodes = {node["displayName"]: node for node in document["status"]["nodes"].values()}
+    assert nodes["flaky"]["type"] == "Retry"
+    assert nodes["fan-out(1:green)"]["phase"] == "Succeeded"
+
+
+def test_http_template_headers_come_from_the_secrets_file(tmp_path):
+    from .helpers import PlainHttpServer
+
+    secrets = tmp_path / "secrets.yaml"
+    secrets.write_text(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: api}\nstringData: {token: s3cr3t-value}\n"
+    )
+    workflow = tmp_path / "http.yaml"
+    workflow.write_text(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {generateName: http-}\n"
+        "spec:\n  entrypoint: main\n  arguments: {parameters: [{name: url}]}\n  templates:\n"
+        "    - name: main\n      http:\n        url: '{{workflow.parameters.url}}/status'\n"
+        "        headers:\n          - name: Authorization\n"
+        "            valueFrom: {secretKeyRef: {name: api, key: token}}\n"
+        "        successCondition: response.body == 'all good'\n"
+    )
+    with PlainHttpServer({"/status": (200, "all good")}) as web:
+        done = argoplug("run", workflow, "--plugin", PLUGINS, "-p", f"url={web.url}", "--secrets", secrets)
+        missing = argoplug("run", workflow, "--plugin", PLUGINS, "-p", f"url={web.url}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert web.requests[0][2]["Authorization"] == "s3cr3t-value"
+    assert "s3cr3t-value" not in done.stdout + done.stderr
+    assert missing.returncode == 1
+    assert "--secrets" in missing.stdout

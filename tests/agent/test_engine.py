@@ -500,3 +500,38 @@ def test_an_output_the_plugin_did_not_return_errors_the_task_that_needs_it(live_
     )
     assert nodes["wf.c"].phase == NodePhase.OMITTED
     assert status.phase == NodePhase.ERROR  # the DAG takes its failed branch's phase
+
+
+def test_the_node_graph_links_nodes_as_argo_does(live_server, tmp_path):
+    workflow = workflow_from(
+        HEAD
+        + """\
+  entrypoint: main
+  templates:
+    - name: main
+      steps:
+        - - {name: a, template: say, arguments: {parameters: [{name: text, value: a}]}}
+          - {name: b, template: inner}
+        - - {name: c, template: say, arguments: {parameters: [{name: text, value: c}]}}
+    - name: inner
+      dag:
+        tasks:
+          - {name: x, template: say, arguments: {parameters: [{name: text, value: x}]}}
+          - {name: y, dependencies: [x], template: say, arguments: {parameters: [{name: text, value: y}]}}
+"""
+        + SAY,
+        tmp_path=tmp_path,
+    )
+    status = run_engine(workflow, [endpoint(live_server([echo]))])
+    nodes = by_name(status)
+    ids = {name: node.id for name, node in nodes.items()}
+    assert nodes["wf"].children == [ids["wf[0]"]]
+    assert nodes["wf[0]"].children == [ids["wf[0].a"], ids["wf[0].b"]]
+    # The next group hangs off the outbound nodes of this one: `a` itself, and the DAG's target `y`.
+    assert nodes["wf[0].a"].children == [ids["wf[1]"]]
+    assert nodes["wf[0].b.y"].children == [ids["wf[1]"]]
+    assert nodes["wf[0].b"].children == [ids["wf[0].b.x"]]
+    assert nodes["wf[0].b.x"].children == [ids["wf[0].b.y"]]
+    assert nodes["wf[0].b"].outbound_nodes == [ids["wf[0].b.y"]]
+    assert nodes["wf"].outbound_nodes == [ids["wf[1].c"]]
+    assert [nodes[n].display_name for n in ("wf[0]", "wf[0].b.y", "wf[1].c")] == ["[0]", "y", "c"]

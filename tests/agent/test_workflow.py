@@ -243,3 +243,51 @@ def test_generated_names_follow_kubernetes():
     names = {generate_name("x-") for _ in range(50)}
     assert len(names) > 40
     assert all(re.fullmatch(r"x-[bcdfghjklmnpqrstvwxz2456789]{5}", n) for n in names)
+
+
+LIBRARY = """\
+apiVersion: argoproj.io/v1alpha1
+kind: WorkflowTemplate
+metadata: {name: lib, namespace: argo}
+spec:
+  templates:
+    - name: t
+      plugin: {echo: {}}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: ClusterWorkflowTemplate
+metadata: {name: shared}
+spec:
+  templates:
+    - name: t
+      plugin: {echo: {cluster: "yes"}}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: WorkflowTemplate
+metadata: {name: elsewhere, namespace: other}
+spec:
+  templates:
+    - name: t
+      plugin: {echo: {}}
+"""
+
+
+def test_template_refs_resolve_among_the_templates_loaded_with_the_workflow(tmp_path):
+    workflow = resolve_workflow(
+        load_documents([write(tmp_path, MINIMAL), write(tmp_path, LIBRARY, "lib.yaml")])
+    )
+    assert sorted(workflow.library) == ["cluster/shared", "namespaced/lib"]
+    found, template = workflow.resolve(
+        {"templateRef": {"name": "shared", "template": "t", "clusterScope": True}}
+    )
+    assert (found.scope, template["plugin"]) == ("cluster/shared", {"echo": {"cluster": "yes"}})
+    # A name resolves in the set it is called from: the library's own templates, here.
+    assert workflow.resolve({"template": "t"}, found)[1] is template
+    assert workflow.resolve({"template": "main"})[0].scope == "local/"
+    with pytest.raises(WorkflowError, match="template nope not found in the workflow"):
+        workflow.resolve({"template": "nope"})
+    # A WorkflowTemplate of another namespace is not the workflow's to use.
+    with pytest.raises(WorkflowError, match=r"WorkflowTemplate 'elsewhere' not found in the files given"):
+        workflow.resolve({"templateRef": {"name": "elsewhere", "template": "t"}})
+    with pytest.raises(WorkflowError, match="templateRef needs both `name`"):
+        workflow.resolve({"templateRef": {"name": "lib"}})

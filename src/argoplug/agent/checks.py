@@ -1,25 +1,26 @@
 """What the local agent runs: template kinds, and `check`, the refusal before a run of what it cannot run.
 
 `check` refuses what Argo's validation refuses (`workflow/validate/validate.go`) and what the engine cannot
-run as Argo would yet, and warns of what Argo runs but likely not as meant. `argoplug run` calls it after
-loading the workflow; the engine asks `template_kind`.
+run as Argo would, naming the construct and the template, and warns of what Argo runs but likely not as
+meant. `argoplug run` calls it after loading the workflow; the engine asks `template_kind`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Mapping
 from typing import Any
 
-from argoplug.agent.dag import ancestors, cycle
-from argoplug.agent.substitution import global_values, tags, unresolved
-from argoplug.agent.workflow import Workflow, WorkflowError
+from argoplug.agent.dag import TASK_RESULTS, ancestors, cycle, depends_logic, task_results
+from argoplug.agent.substitution import RETRY_VARIABLES, global_values, tags, unresolved
+from argoplug.agent.workflow import TemplateSet, Workflow, WorkflowError
 
 __all__ = ["RETRIES", "RUNNABLE_KINDS", "check", "template_kind"]
 
 RETRIES = "retries"  # `common.LocalVarRetries`: the attempt number, in templates with a retryStrategy
 
 # The kinds the local agent runs; a node of any other kind ends as Error, naming it.
-RUNNABLE_KINDS = ("plugin", "steps", "dag")
+RUNNABLE_KINDS = ("plugin", "http", "suspend", "steps", "dag")
 _KINDS = (
     "container",
     "script",
@@ -32,43 +33,14 @@ _KINDS = (
     "http",
     "plugin",
 )
+_LOOPS = ("withItems", "withParam", "withSequence")
+_POLICIES = ("Always", "OnFailure", "OnError", "OnTransientError")
 
-
-# What this engine cannot honour yet. Each is refused by `check`, naming it: running the workflow without
-# it would do something other than Argo does. A later engine supports one by deleting it from here.
-_UNSUPPORTED_SPEC = (
-    "onExit",
-    "hooks",
-    "retryStrategy",
-    "parallelism",
-    "templateDefaults",
-    "synchronization",
-    "suspend",
-    "shutdown",
-)
-_UNSUPPORTED_TEMPLATE = (
-    "retryStrategy",
-    "timeout",
-    "activeDeadlineSeconds",
-    "memoize",
-    "synchronization",
-    "parallelism",
-    "template",
-    "templateRef",
-)
-_UNSUPPORTED_STEP = (
-    "when",
-    "withItems",
-    "withParam",
-    "withSequence",
-    "onExit",
-    "hooks",
-    "continueOn",
-    "templateRef",
-    "inline",
-)
-_UNSUPPORTED_TASK = (*_UNSUPPORTED_STEP, "depends")
-_UNSUPPORTED_DAG = ("target",)
+# What this engine cannot honour. Each is refused by `check`, naming it: running the workflow without it
+# would do something other than Argo does. A later engine supports one by deleting it from here.
+_UNSUPPORTED_SPEC = ("hooks", "templateDefaults", "synchronization", "suspend", "shutdown")
+_UNSUPPORTED_TEMPLATE = ("memoize", "synchronization", "daemon", "failFast", "pendingTimeout")
+_UNSUPPORTED_CALL = ("hooks", "inline")
 
 
 def template_kind(template: Mapping[str, Any]) -> str | None:
@@ -77,26 +49,29 @@ def template_kind(template: Mapping[str, Any]) -> str | None:
     return kinds[0] if len(kinds) == 1 else None
 
 
-def _result_keys(prefix: str, template: Mapping[str, Any]) -> set[str]:
+def _result_keys(prefix: str, template: Mapping[str, Any], *, looped: bool = False) -> set[str]:
     """What a caller may reference of a finished step/task, as validation sees it (`addOutputsToScope`)."""
     keys = {f"{prefix}.{k}" for k in ("id", "status", "startedAt", "finishedAt")}
-    if template_kind(template) not in ("steps", "dag"):
-        keys |= {f"{prefix}.outputs.result", f"{prefix}.outputs.exitCode"}
+    if template_kind(template) in ("container", "containerSet", "script", "data", "http", "plugin"):
+        keys |= {f"{prefix}.outputs.result", f"{prefix}.exitCode"}
     for param in (template.get("outputs") or {}).get("parameters") or []:
         keys.add(f"{prefix}.outputs.parameters.{param.get('name')}")
+    if looped:
+        keys |= {f"{prefix}.outputs.parameters", f"{prefix}.outputs.result"}
     return keys
 
 
 def check(workflow: Workflow) -> list[str]:
     """Refuse, before anything runs, a workflow Argo would refuse or this engine cannot run as Argo would.
 
-    Walks the templates reachable from the entrypoint: template kinds, step and task names, references
-    to templates, DAG dependencies (unknown names, cycles), argument values, and every `{{...}}` that
-    must resolve (`workflow/validate/validate.go`). A step's or task's outputs are in scope only as its
-    template declares them. Constructs not supported yet (`when`, `depends`, loops, `retryStrategy`,
-    `onExit`, artifacts, expressions, ...) are named with their template. Raises WorkflowError listing
-    every problem. Returns warnings: what Argo runs but most likely not as the author meant (a
-    `{{retries}}` without `retryStrategy`, which Argo sends as written), each naming its template.
+    Walks the templates reachable from the entrypoint and the exit handlers (through `templateRef`s too):
+    template kinds, step and task names, references to templates, DAG `depends`/`dependencies` (unknown
+    names, invalid results, cycles), loops, retry strategies, suspend durations, argument values, and
+    every `{{...}}` that must resolve. A step's or task's outputs are in scope only as its template
+    declares them. Constructs not supported (`hooks`, `synchronization`, `memoize`, artifacts, `daemon`,
+    a suspend without duration, ...) are named with their template. Raises WorkflowError listing every
+    problem. Returns warnings: what Argo runs but most likely not as the author meant, each naming its
+    template.
     """
     checker = _Checker(workflow)
     checker.run()
@@ -109,10 +84,15 @@ def check(workflow: Workflow) -> list[str]:
 class _Checker:
     def __init__(self, workflow: Workflow) -> None:
         self.workflow = workflow
-        self.globals = set(global_values(workflow))
+        self.globals = set(global_values(workflow)) | {"workflow.status", "workflow.failures"}
+        for templates in [workflow.local, *workflow.library.values()]:
+            for template in templates.templates.values():
+                for param in (template.get("outputs") or {}).get("parameters") or []:
+                    if param.get("globalName"):
+                        self.globals.add(f"workflow.outputs.parameters.{param['globalName']}")
         self.problems: list[str] = []
         self.warnings: list[str] = []
-        self._seen: set[str] = set()
+        self._seen: set[tuple[str, str]] = set()
 
     def run(self) -> None:
         spec = self.workflow.spec
@@ -121,17 +101,34 @@ class _Checker:
                 self._unsupported("spec", field)
         if (spec.get("arguments") or {}).get("artifacts"):
             self._unsupported("spec.arguments", "artifacts")
-        self.template(self.workflow.entrypoint)
+        if spec.get("retryStrategy") is not None:
+            self._retry_strategy("spec", spec["retryStrategy"])
+        if spec.get("parallelism") is not None:
+            self.warnings.append(
+                "spec: `parallelism` limits the pods a workflow runs at once; plugin, HTTP and suspend nodes "
+                "are not pods, so Argo does not hold them back by it (nor does the local agent)"
+            )
+        local = self.workflow.local
+        self.template(local, local.templates[self.workflow.entrypoint], self.workflow.entrypoint)
+        if spec.get("onExit"):
+            self._exit_handler("spec.onExit", str(spec["onExit"]), local)
 
     def _unsupported(self, where: str, field: str) -> None:
         self.problems.append(f"{where}: `{field}` is not supported by argoplug's local agent yet")
 
-    def template(self, name: str) -> None:
-        if name in self._seen:
+    def _exit_handler(self, where: str, name: str, templates: TemplateSet) -> None:
+        if name not in templates.templates:
+            self.problems.append(f"{where}: template name '{name}' undefined")
             return
-        self._seen.add(name)
-        template = self.workflow.templates[name]
-        where = f"templates.{name}"
+        self.template(templates, templates.templates[name], name)
+
+    def template(self, templates: TemplateSet, template: Mapping[str, Any], name: str) -> None:
+        if (templates.scope, name) in self._seen:
+            return
+        self._seen.add((templates.scope, name))
+        where = (
+            f"templates.{name}" if templates.scope == "local/" else f"{templates.origin}: templates.{name}"
+        )
         kind = template_kind(template)
         if kind is None:
             count = sum(template.get(k) is not None for k in _KINDS)
@@ -139,7 +136,7 @@ class _Checker:
             self.problems.append(f"{where} {what}. choose one of: {', '.join(_KINDS)}")
             return
         for field in _UNSUPPORTED_TEMPLATE:
-            if template.get(field) is not None:
+            if template.get(field) not in (None, False):
                 self._unsupported(where, field)
         for part in ("inputs", "outputs"):
             if (template.get(part) or {}).get("artifacts"):
@@ -151,30 +148,92 @@ class _Checker:
                 self._unsupported(f"{where}.inputs.parameters.{param.get('name')}", "valueFrom")
         if kind not in RUNNABLE_KINDS:
             return  # its node ends as Error at run time, as the issue asks; nothing inside it runs
-        self._expressions(where, template)
+        self._timing(where, template, kind)
+        if template.get("retryStrategy") is not None:
+            self._retry_strategy(where, template["retryStrategy"])
         self._retries(where, template)
         if kind == "plugin":
             plugin = template["plugin"]
             if not isinstance(plugin, dict) or len(plugin) != 1:
                 self.problems.append(f"{where}.plugin must have exactly one key: the plugin's name")
             self._resolve(where, template, scope)
+        elif kind == "http":
+            self._resolve(where, template, scope)
+        elif kind == "suspend":
+            self._suspend(where, template)
         elif kind == "steps":
-            self.steps(name, template, scope)
+            self.steps(where, templates, template, scope)
         else:
-            self.dag(name, template, scope)
+            self.dag(where, templates, template, scope)
 
-    def _expressions(self, where: str, template: Mapping[str, Any]) -> None:
-        for tag in tags(template):
-            if tag.startswith("="):
-                self.problems.append(
-                    f"{where}: expression tag {{{{{tag}}}}} is not supported by argoplug's local agent yet"
-                )
+    def _timing(self, where: str, template: Mapping[str, Any], kind: str) -> None:
+        if template.get("timeout") and kind in ("steps", "dag"):
+            self.problems.append(f"{where}: {kind} template doesn't support timeout field.")
+        if template.get("timeout") and (
+            template.get("retryStrategy") or self.workflow.spec.get("retryStrategy")
+        ):
+            self.warnings.append(
+                f"{where}: `timeout` has no effect with a retryStrategy: Argo checks it against the Retry "
+                "node, which is never Pending"
+            )
+        if template.get("activeDeadlineSeconds") is not None:
+            self.warnings.append(
+                f"{where}: `activeDeadlineSeconds` applies only to container and script templates (the pod's "
+                f"deadline); Argo ignores it on a {kind} template"
+            )
+        if template.get("metrics") is not None:
+            self.warnings.append(
+                f"{where}: `metrics` are Prometheus metrics of the controller: none are emitted locally"
+            )
+
+    def _suspend(self, where: str, template: Mapping[str, Any]) -> None:
+        duration = (template.get("suspend") or {}).get("duration")
+        if duration in (None, ""):
+            self.problems.append(
+                f"{where}: a suspend template without `duration` waits until someone resumes the workflow "
+                "(`argo resume`), which nobody can do in a local run: give it a duration"
+            )
+        elif "{{" not in str(duration):
+            self._duration(f"{where}.suspend.duration", str(duration))
+
+    def _duration(self, where: str, text: str) -> None:
+        from argoplug.agent.retries import parse_duration_string
+        from argoplug.agent.substitution import SetupError
+
+        try:
+            parse_duration_string(text)
+        except SetupError as exc:
+            self.problems.append(f"{where}: {exc}")
+
+    def _retry_strategy(self, where: str, strategy: Any) -> None:
+        if not isinstance(strategy, Mapping):
+            return
+        policy = strategy.get("retryPolicy")
+        if policy and "{{" not in str(policy) and policy not in _POLICIES:
+            self.problems.append(
+                f"{where}.retryStrategy.retryPolicy: {policy} is not a valid RetryPolicy "
+                f"(one of {', '.join(_POLICIES)})"
+            )
+        limit = strategy.get("limit")
+        if isinstance(limit, str) and "{{" not in limit and re.fullmatch(r"\s*[+-]?\d+\s*", limit) is None:
+            self.problems.append(f"{where}.retryStrategy.limit: {limit!r} is not an integer")
+        backoff = strategy.get("backoff") or {}
+        for field in ("duration", "cap", "maxDuration"):
+            value = backoff.get(field)
+            if value not in (None, "") and "{{" not in str(value):
+                self._duration(f"{where}.retryStrategy.backoff.{field}", str(value))
+        if strategy.get("affinity") is not None:
+            self.warnings.append(
+                f"{where}.retryStrategy: `affinity` places retried pods on other hosts; it has no effect here"
+            )
 
     def _retries(self, where: str, template: Mapping[str, Any]) -> None:
         # `retries` is a local variable only of a template with a retryStrategy (operator.go, validate.go).
         # Elsewhere Argo neither resolves nor refuses it (its validation checks only the prefixes `inputs.`,
         # `steps.`, ...): the text `{{retries}}` is passed on as written.
-        if template.get("retryStrategy") is None and RETRIES in tags(template):
+        if template.get("retryStrategy") is not None or self.workflow.spec.get("retryStrategy") is not None:
+            return
+        if any(tag in RETRY_VARIABLES for tag in tags(template)):
             self.warnings.append(
                 f"{where}: {{{{{RETRIES}}}}} is set only in a template with a retryStrategy; without one "
                 f"Argo leaves it unresolved, and the text {{{{{RETRIES}}}}} is passed on as written"
@@ -184,9 +243,11 @@ class _Checker:
         for tag in unresolved(value, scope):
             self.problems.append(f"{where}: failed to resolve {{{{{tag}}}}}{_hint(tag, scope)}")
 
-    def _call(self, where: str, call: Mapping[str, Any], unsupported: Sequence[str]) -> str | None:
-        """Check one step or task; return the template it calls if it can be checked further."""
-        for field in unsupported:
+    def _call(
+        self, where: str, call: Mapping[str, Any], templates: TemplateSet
+    ) -> tuple[TemplateSet, Mapping[str, Any], str] | None:
+        """Check one step or task; return its template, where it resolves and its name, if it can go on."""
+        for field in _UNSUPPORTED_CALL:
             if call.get(field) is not None:
                 self._unsupported(where, field)
         arguments = call.get("arguments") or {}
@@ -197,83 +258,134 @@ class _Checker:
                 self._unsupported(f"{where}.arguments.parameters.{param.get('name')}", "valueFrom")
             elif param.get("value") is None:
                 self.problems.append(f"{where}.arguments.{param.get('name')}.value is required")
-        target = call.get("template")
-        if target is None:
-            if call.get("templateRef") is None and call.get("inline") is None:
+        loops = [field for field in _LOOPS if call.get(field) not in (None, "", [])]
+        if len(loops) > 1:
+            self.problems.append(f"{where}: only one of withItems, withParam, withSequence can be specified")
+        sequence = call.get("withSequence")
+        if (
+            isinstance(sequence, Mapping)
+            and sequence.get("count") is not None
+            and sequence.get("end") is not None
+        ):
+            self.problems.append(f"{where}: only one of count or end can be defined in withSequence")
+        if call.get("onExit"):
+            self._exit_handler(f"{where}.onExit", str(call["onExit"]), templates)
+        if call.get("template") is None and call.get("templateRef") is None:
+            if call.get("inline") is None:
                 self.problems.append(f"{where}: `template` is required")
             return None
-        if target not in self.workflow.templates:
-            self.problems.append(f"{where}: template name '{target}' undefined")
+        if call.get("templateRef") is None and call["template"] not in templates.templates:
+            self.problems.append(f"{where}: template name '{call['template']}' undefined")
             return None
-        return str(target)
+        try:
+            found, template = self.workflow.resolve(call, templates)
+        except WorkflowError as exc:
+            self.problems.append(f"{where}: {exc}")
+            return None
+        name = str(call.get("template") or (call.get("templateRef") or {}).get("template"))
+        self.template(found, template, name)
+        return found, template, name
 
-    def steps(self, name: str, template: Mapping[str, Any], scope: set[str]) -> None:
+    def _item_scope(self, call: Mapping[str, Any]) -> set[str]:
+        """The `item` variables a looped call may use (`addItemsToScope`); `item.*` for `withParam`."""
+        found: set[str] = set()
+        if call.get("withItems"):
+            for item in call["withItems"]:
+                if isinstance(item, dict):
+                    found |= {f"item.{k}" for k in item}
+                elif isinstance(item, list):
+                    found |= {f"item.[{i}]" for i in range(len(item))}
+                else:
+                    found.add("item")
+        elif call.get("withParam") or call.get("withSequence") is not None:
+            found.add("item")
+        return found
+
+    def _resolve_call(self, where: str, call: Mapping[str, Any], scope: set[str]) -> None:
+        items = self._item_scope(call)
+        if call.get("withParam"):
+            scope = scope | {t for t in tags(call) if t.startswith("item.")}
+        self._resolve(where, call, scope | items)
+
+    def steps(self, where: str, templates: TemplateSet, template: Mapping[str, Any], scope: set[str]) -> None:
         names: set[str] = set()
         for i, group in enumerate(template.get("steps") or []):
             added: set[str] = set()
             for step in group or []:
                 step_name = step.get("name")
-                where = f"templates.{name}.steps[{i}].{step_name}"
+                at = f"{where}.steps[{i}].{step_name}"
                 if not step_name:
-                    self.problems.append(f"templates.{name}.steps[{i}].name is required")
+                    self.problems.append(f"{where}.steps[{i}].name is required")
                     continue
                 if step_name in names:
-                    self.problems.append(f"templates.{name}.steps[{i}].name '{step_name}' is not unique")
+                    self.problems.append(f"{where}.steps[{i}].name '{step_name}' is not unique")
                 names.add(step_name)
-                target = self._call(where, step, _UNSUPPORTED_STEP)
-                self._resolve(where, step, scope)
+                target = self._call(at, step, templates)
+                self._resolve_call(at, step, scope)
                 if target is not None:
-                    self.template(target)
-                    added |= _result_keys(f"steps.{step_name}", self.workflow.templates[target])
+                    looped = any(step.get(f) not in (None, "", []) for f in _LOOPS)
+                    added |= _result_keys(f"steps.{step_name}", target[1], looped=looped)
             scope = scope | added
-        self._outputs(name, template, scope)
+        self._outputs(where, template, scope)
 
-    def dag(self, name: str, template: Mapping[str, Any], scope: set[str]) -> None:
+    def dag(self, where: str, templates: TemplateSet, template: Mapping[str, Any], scope: set[str]) -> None:
         dag = template["dag"]
-        for field in _UNSUPPORTED_DAG:
-            if dag.get(field) is not None:
-                self._unsupported(f"templates.{name}.dag", field)
         tasks: dict[str, Mapping[str, Any]] = {}
         for task in dag.get("tasks") or []:
             task_name = task.get("name")
             if not task_name:
-                self.problems.append(f"templates.{name}.tasks.name is required")
+                self.problems.append(f"{where}.tasks.name is required")
             elif task_name in tasks:
-                self.problems.append(f"templates.{name}.tasks.{task_name} name is not unique")
+                self.problems.append(f"{where}.tasks.{task_name} name is not unique")
             else:
                 tasks[task_name] = task
-        dependencies = {t: list(task.get("dependencies") or []) for t, task in tasks.items()}
-        for task_name, deps in dependencies.items():
-            for dep in deps:
+        if any(t.get("depends") for t in tasks.values()) and any(
+            t.get("dependencies") for t in tasks.values()
+        ):
+            self.problems.append(
+                f"{where} cannot use both 'depends' and 'dependencies' in the same DAG template"
+            )
+        dependencies: dict[str, list[str]] = {}
+        for task_name, task in tasks.items():
+            dependencies[task_name] = depends_logic(task_name, tasks)[0]
+            for dep, result in task_results(str(task.get("depends") or "")):
+                if result not in TASK_RESULTS:
+                    self.problems.append(
+                        f"{where}.tasks.{task_name}: task result '{result}' for task '{dep}' is invalid"
+                    )
+            for dep in dependencies[task_name]:
                 if dep not in tasks:
-                    self.problems.append(f"templates.{name}.tasks.{task_name} dependency '{dep}' not defined")
+                    self.problems.append(f"{where}.tasks.{task_name} dependency '{dep}' not defined")
+        for wanted in str(dag.get("target") or "").split():
+            if wanted not in tasks:
+                self.problems.append(f"{where}.dag.target: task '{wanted}' is not a task of the DAG")
         loop = cycle(dependencies)
         if loop:
-            self.problems.append(f"templates.{name}.tasks dependency cycle detected: {'->'.join(loop)}")
+            self.problems.append(f"{where}.tasks dependency cycle detected: {'->'.join(loop)}")
             return
         results: dict[str, set[str]] = {}
         for task_name, task in tasks.items():
-            target = self._call(f"templates.{name}.tasks.{task_name}", task, _UNSUPPORTED_TASK)
+            target = self._call(f"{where}.tasks.{task_name}", task, templates)
             if target is not None:
-                self.template(target)
-                results[task_name] = _result_keys(f"tasks.{task_name}", self.workflow.templates[target])
+                looped = any(task.get(f) not in (None, "", []) for f in _LOOPS)
+                results[task_name] = _result_keys(f"tasks.{task_name}", target[1], looped=looped)
         for task_name, task in tasks.items():
             visible = set(scope)
             for ancestor in ancestors(task_name, dependencies):
                 visible |= results.get(ancestor, set())
-            self._resolve(f"templates.{name}.tasks.{task_name}", task, visible)
-        self._outputs(name, template, set(scope).union(*results.values()))
+            self._resolve_call(f"{where}.tasks.{task_name}", task, visible)
+        self._outputs(where, template, set(scope).union(*results.values()))
 
-    def _outputs(self, name: str, template: Mapping[str, Any], scope: set[str]) -> None:
+    def _outputs(self, where: str, template: Mapping[str, Any], scope: set[str]) -> None:
         """Outputs of a steps/DAG template come from `valueFrom.parameter` (`getTemplateOutputsFromScope`)."""
         for param in (template.get("outputs") or {}).get("parameters") or []:
-            where = f"templates.{name}.outputs.parameters.{param.get('name')}"
+            at = f"{where}.outputs.parameters.{param.get('name')}"
             value_from = param.get("valueFrom") or {}
             for field in value_from:
                 if field not in ("parameter", "default"):
-                    self._unsupported(where, f"valueFrom.{field}")
+                    self._unsupported(at, f"valueFrom.{field}")
             if value_from.get("parameter") is not None:
-                self._resolve(where, value_from["parameter"], scope)
+                self._resolve(at, value_from["parameter"], scope)
 
 
 def _hint(tag: str, scope: set[str]) -> str:

@@ -1,8 +1,9 @@
 """Calling executor plugins exactly as Argo's agent pod does: one `AgentClient` per workflow run.
 
-Mimics `workflow/executor/agent.go` (`processTask`, `executePluginTemplate`, the requeue loop) and
+Mimics `workflow/executor/agent.go` (`processTask`, `executePluginTemplate`, the requeue loop),
 `workflow/util/plugin/plugin.go` (`Client.Call`: timeout, transient retries with backoff, 404 → never
-called again). The engine of `argoplug run` uses it; so can `argoplug check` and the test kit.
+called again) and the order the controller gives the agent its plugins in (`workflow/controller/agent.go`).
+The engine of `argoplug run` uses it; so can `argoplug check` and the test kit.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import random
+import random as _random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
@@ -20,8 +21,9 @@ import msgspec
 from argoplug.agent.schema import go_scalar_string
 from argoplug.protocol import Outputs, Parameter, parse_duration
 
-__all__ = ["DEFAULT_WORKERS", "AgentClient", "Backoff", "NodeUpdate", "PluginEndpoint"]
+__all__ = ["DEFAULT_WORKERS", "AgentClient", "Backoff", "NodeUpdate", "PluginEndpoint", "plugin_order"]
 
+_T = TypeVar("_T")
 EXECUTE_METHOD = "template.execute"
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_WORKERS = 16
@@ -91,7 +93,9 @@ class _ReplyNode(msgspec.Struct):
 
 class _Reply(msgspec.Struct):
     node: _ReplyNode | None = None
-    requeue: Any = None
+    # UNSET when absent: Go decodes every plugin's reply into the same struct, so an absent requeue keeps
+    # the one an earlier plugin's reply set, and `null` clears it.
+    requeue: Any | msgspec.UnsetType = msgspec.UNSET
 
 
 _reply_decoder = msgspec.json.Decoder(_Reply | None)
@@ -108,10 +112,19 @@ class _TransientError(Exception):
 class AgentClient:
     """Call plugins with the agent's semantics, for one workflow run (use `async with`).
 
-    `endpoints` are asked in order, each with its own token. `timeout` (seconds, default 30) bounds each
-    HTTP exchange. At most `workers` rounds of calls run at once (default: `ARGO_AGENT_TASK_WORKERS` or
-    16); a round holds its worker through retries, not through requeue delays. `sleep` and `random` are
-    injectable so tests need not wait: backoff and requeue delays go through `sleep`.
+    Every plugin task is offered to the `endpoints` one after the other, each with its own token, in one
+    order for the whole run (`order`): the order given when `seed` is None, else a shuffle of it by
+    `random.Random(seed)`. Argo's order is random too, and fixed for the life of the agent pod: the
+    controller lists the sidecars by ranging over Go maps (namespace → plugin name → plugin,
+    `getExecutorPlugins` in `workflow/controller/agent.go`), passes them to the agent as
+    `ARGO_PLUGIN_ADDRESSES`, and the agent asks them in that slice's order for every task
+    (`executePluginTemplate` in `workflow/executor/agent.go`). `argoplug run` always passes a seed.
+
+    `timeout` (seconds, default 30) bounds each HTTP exchange. At most `workers` rounds of calls run at
+    once (default: `ARGO_AGENT_TASK_WORKERS` or 16); a round holds its worker through retries, not through
+    requeue delays. `sleep` and `random` are injectable so tests need not wait: backoff and requeue delays
+    go through `sleep`; `random` ([0, 1)) draws the backoff jitter (default: the seeded generator, or
+    `random.random` without a seed).
     """
 
     def __init__(
@@ -122,14 +135,21 @@ class AgentClient:
         workers: int | None = None,
         backoff: Backoff = Backoff(),
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-        random: Callable[[], float] = random.random,
+        random: Callable[[], float] | None = None,
+        seed: int | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.endpoints = list(endpoints)
+        self.seed = seed
+        self.order = plugin_order(self.endpoints, seed)
         self.timeout = timeout
         self.workers = workers if workers is not None else _workers_from_env()
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
         self.backoff = backoff
         self._sleep = sleep
+        if random is None:
+            random = _random.Random(seed).random if seed is not None else _random.random
         self._random = random
         self._http = httpx.AsyncClient(timeout=None, transport=transport)
         self._semaphore = asyncio.Semaphore(self.workers)
@@ -149,33 +169,40 @@ class AgentClient:
     async def execute(self, request: Mapping[str, Any]) -> NodeUpdate:
         """Make one round of calls for a task, as the agent's `processTask` does, and return its outcome.
 
-        Each plugin is asked in turn (skipping those marked unsupported): `{}` or `null` → the next one;
-        the first reply with a `node` wins. A fatal status (any 4xx/5xx but 404 and 503) or an undecodable
-        reply fails the node, and later plugins are not asked. With no taker the node fails with
-        `no plugin executed the template`. A `Failed`/`Error` that comes with a requeue is kept, as the
-        user would see it first, with a `warning`: Argo's agent would call the plugin again (CONTRACT §3).
-        Never raises for plugin trouble.
+        The plugins are asked in `order` (skipping those marked unsupported): `{}` or `null` → the next
+        one; the first reply with a `node` wins. A fatal status (any 4xx/5xx but 404 and 503) or an
+        undecodable reply fails the node, and later plugins are not asked. With no taker the node fails with
+        `no plugin executed the template`. As in Go, where every reply is decoded into one struct, a
+        `requeue` sent beside no node still counts for a later plugin's node that sends none. A
+        `Failed`/`Error` that comes with a requeue is kept, as the user would see it first, with a
+        `warning`: Argo's agent would call the plugin again (CONTRACT §3). Never raises for plugin trouble.
         """
         body = msgspec.json.encode(request)
+        carried = _Requeue()
         async with self._semaphore:
-            for endpoint in self.endpoints:
+            for endpoint in self.order:
                 if endpoint.url in self.unsupported:
                     continue
                 try:
                     reply = await self._call(endpoint, body)
                 except _CallError as exc:
                     return NodeUpdate("Failed", str(exc))
-                if reply is None or reply.node is None:
+                if reply is None:
+                    continue
+                if reply.requeue_given:
+                    carried = _Requeue(reply.requeue, reply.requeue_text, endpoint)
+                if reply.node is None:
                     continue
                 node = reply.node
                 outputs = _outputs(node.outputs)
                 if node.phase not in TERMINAL_PHASES:
-                    return NodeUpdate(node.phase, node.message, outputs, reply.requeue)
+                    return NodeUpdate(node.phase, node.message, outputs, carried.seconds)
                 warning = ""
-                if node.phase != "Succeeded" and reply.requeue is not None:
+                if node.phase != "Succeeded" and carried.seconds is not None:
+                    sender = "" if carried.endpoint is endpoint else f" (sent by {_name(carried.endpoint)})"
                     warning = (
                         f"plugin {_plugin_key(request)!r} answered {node.phase} with requeue "
-                        f'"{reply.requeue_text}": Argo\'s agent would call it again; a terminal phase must '
+                        f'"{carried.text}"{sender}: Argo\'s agent would call it again; a terminal phase must '
                         "not carry a requeue (CONTRACT §3)"
                     )
                 return NodeUpdate(node.phase, node.message, outputs, warning=warning)
@@ -238,11 +265,33 @@ class AgentClient:
         raise _CallError(f"{status} {response.reason_phrase}: {response.text}")
 
 
+def plugin_order(endpoints: Sequence[_T], seed: int | None) -> list[_T]:
+    """Return `endpoints` in the order the agent asks them: as given for None, else shuffled by `seed`.
+
+    `random.Random(seed).shuffle`, so a seed gives the same order on every run and platform; Argo draws
+    the order once per agent pod from Go's randomized map iteration (`workflow/controller/agent.go`).
+    """
+    order = list(endpoints)
+    if seed is not None:
+        _random.Random(seed).shuffle(order)
+    return order
+
+
 @dataclasses.dataclass(frozen=True)
 class _ReplyDecoded:
     node: _ReplyNode | None
-    requeue: float | None  # seconds; None when absent, zero or negative
+    requeue: float | None  # seconds; None when absent, null, zero or negative
     requeue_text: str = ""  # as the plugin sent it
+    requeue_given: bool = False  # the reply had a `requeue` key (null included)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Requeue:
+    """The requeue of the round so far: Go's `reply.Requeue`, and which plugin's reply set it."""
+
+    seconds: float | None = None
+    text: str = ""
+    endpoint: PluginEndpoint | None = None
 
 
 def _decode(content: bytes) -> _ReplyDecoded | None:
@@ -258,8 +307,10 @@ def _decode(content: bytes) -> _ReplyDecoded | None:
     if reply is None:
         return None
     requeue = reply.requeue
-    if requeue is None:
+    if requeue is msgspec.UNSET:
         return _ReplyDecoded(reply.node, None)
+    if requeue is None:
+        return _ReplyDecoded(reply.node, None, requeue_given=True)
     # `requeue` is a *metav1.Duration: a JSON string parsed by time.ParseDuration.
     if not isinstance(requeue, str):
         raise _CallError(f"json: cannot unmarshal {_json_kind(requeue)} into Go value of type string")
@@ -267,7 +318,7 @@ def _decode(content: bytes) -> _ReplyDecoded | None:
         seconds = parse_duration(requeue)
     except ValueError:
         raise _CallError(f'time: invalid duration "{requeue}"') from None
-    return _ReplyDecoded(reply.node, seconds if seconds > 0 else None, requeue)
+    return _ReplyDecoded(reply.node, seconds if seconds > 0 else None, requeue, requeue_given=True)
 
 
 def _outputs(outputs: _ReplyOutputs | None) -> Outputs | None:
@@ -302,6 +353,12 @@ def _plugin_key(request: Mapping[str, Any]) -> str:
     """The plugin key of the request's template (the one key of its `plugin` block), for messages."""
     plugin = (request.get("template") or {}).get("plugin")
     return str(next(iter(plugin), "")) if isinstance(plugin, Mapping) else ""
+
+
+def _name(endpoint: PluginEndpoint | None) -> str:
+    if endpoint is None:
+        return "an earlier plugin"
+    return endpoint.name or endpoint.url
 
 
 def _json_kind(value: Any) -> str:

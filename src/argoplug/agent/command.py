@@ -1,14 +1,15 @@
-"""The `argoplug run` command: a Workflow run locally, its plugins served by a real sidecar subprocess.
+"""The `argoplug run` command: a Workflow run locally, its plugins run as real sidecar subprocesses.
 
-`cli.py` registers `run`. It loads and checks the files (`workflow`, `checks.check`), starts
-`argoplug serve` as Argo starts a plugin sidecar (`argoplug.sidecar`), optionally with an AWS sandbox,
-runs the workflow through the engine and the agent client, and prints the report. Heavy imports happen
-inside `run`, so that importing the CLI stays fast.
+`cli.py` registers `run`. It loads and checks the files (`workflow`, `checks.check`), starts a sidecar for
+each `--plugin` as Argo's agent pod has them (`agent.plugins`), optionally with an AWS sandbox, runs the
+workflow through the engine and the agent client, and prints the report. Heavy imports happen inside
+`run`, so that importing the CLI stays fast.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -21,7 +22,9 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from argoplug.agent.client import PluginEndpoint
     from argoplug.agent.engine import Engine
+    from argoplug.agent.http_template import SecretStore
     from argoplug.agent.nodes import WorkflowStatus
     from argoplug.agent.workflow import Workflow
 
@@ -41,13 +44,19 @@ def run(
     ] = None,
     aws_sandbox: Annotated[
         Path | None,
-        typer.Option(metavar="FILE", help="Run the AWS sandbox (moto) FILE describes; the sidecar uses it."),
+        typer.Option(
+            metavar="FILE",
+            help="Run the AWS sandbox (moto) FILE describes; the plugin processes started use it.",
+        ),
     ] = None,
     aws_endpoint: Annotated[
         str | None,
         typer.Option(
             metavar="URL",
-            help="Give the sidecar AWS_ENDPOINT_URL=URL, an AWS-compatible endpoint. Not with --aws-sandbox.",
+            help=(
+                "Give the plugin processes started AWS_ENDPOINT_URL=URL, an AWS-compatible endpoint. Not "
+                "with --aws-sandbox."
+            ),
         ),
     ] = None,
     plugin: Annotated[
@@ -55,20 +64,86 @@ def run(
         typer.Option(
             "--plugin",
             "-P",
-            metavar="NAME",
-            help="Plugin to serve: an installed name or module:attr. Default: all.",
+            metavar="PLUGIN",
+            help=(
+                "A plugin sidecar (repeatable): an installed plugin name or module:attr (all of them served "
+                "by one argoplug serve), an argoplug bundle file, an Argo plugin folder (plugin.yaml + "
+                "server.*) or built ConfigMap YAML (its command started here on its port), or the URL of "
+                "a server already running. Default: every installed plugin."
+            ),
+        ),
+    ] = None,
+    plugin_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="PATH",
+            help=(
+                "Token file of the plugins started from a folder or ConfigMap (a fresh token written there "
+                "for the run, unless the file exists) and of --plugin URLs (read). Default: "
+                "/var/run/argo/token, where Argo mounts it."
+            ),
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            help="Seed of the order plugins are asked in (random, as in Argo); printed by each run.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="Plugin calls run at once, as ARGO_AGENT_TASK_WORKERS (its value, else 16).",
+        ),
+    ] = None,
+    speed: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            metavar="N",
+            help=(
+                "Run N times faster: requeue delays, retry backoffs, suspend durations, timeouts and "
+                "deadlines are divided by N (said in the output)."
+            ),
+        ),
+    ] = 1.0,
+    secrets_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--secrets",
+            metavar="FILE",
+            help="Kubernetes Secret YAML whose values HTTP templates' secretKeyRef headers read.",
+        ),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FORMAT",
+            help="Print the final workflow status as json or yaml (as Argo holds it) on stdout; the "
+            "progress and tree go to stderr.",
         ),
     ] = None,
 ) -> None:
-    """Run a Workflow locally, as Argo's agent would, against a plugin server started as its sidecar.
+    """Run a Workflow locally, as Argo's agent would, against plugin sidecars started for it.
 
     Exit code: 0 when the workflow Succeeded, 1 when it Failed or Errored, 2 for bad input or usage.
     """
     from rich.console import Console
 
-    # soft_wrap: report lines are never folded at the terminal's (or CI's default 80) width.
-    console = Console(highlight=False, soft_wrap=True)
+    from argoplug.agent.output import FORMATS
+
+    # soft_wrap: report lines are never folded at the terminal's (or CI's default 80) width. With -o the
+    # progress and the tree go to stderr: stdout holds the status document alone, for pipes.
+    console = Console(stderr=output is not None, highlight=False, soft_wrap=True)
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    if output is not None and output not in FORMATS:
+        errors.print(f"argoplug run: -o {output}: expected one of {', '.join(FORMATS)}", markup=False)
+        raise typer.Exit(EXIT_USAGE)
     if aws_sandbox is not None and aws_endpoint:
         errors.print(
             "argoplug run: --aws-endpoint and --aws-sandbox cannot be used together: the sandbox gives the "
@@ -77,7 +152,8 @@ def run(
         )
         raise typer.Exit(EXIT_USAGE)
     try:
-        _run(files, parameter or (), aws_sandbox, aws_endpoint, plugin or (), console, errors)
+        options = _Options(plugin or (), plugin_token_file, seed, workers, speed, secrets_file, output)
+        _run(files, parameter or (), aws_sandbox, aws_endpoint, options, console, errors)
     except KeyboardInterrupt:
         errors.print("argoplug run: interrupted", markup=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -88,13 +164,14 @@ def _run(
     parameter: Sequence[str],
     aws_sandbox: Path | None,
     aws_endpoint: str | None,
-    plugin: Sequence[str],
+    options: _Options,
     console: Console,
     errors: Console,
 ) -> None:
     from argoplug.agent.checks import check
+    from argoplug.agent.http_template import SecretError, SecretStore
+    from argoplug.agent.plugins import PluginError, PluginSidecars
     from argoplug.agent.workflow import WorkflowError, load_documents, parse_parameters, resolve_workflow
-    from argoplug.sidecar import Sidecar, SidecarError
 
     try:
         overrides = parse_parameters(parameter)
@@ -105,7 +182,14 @@ def _run(
         raise typer.Exit(EXIT_USAGE) from None
     for warning in warnings:
         errors.print(f"argoplug run: warning: {workflow.origin}: {warning}", markup=False)
-    # Merged over this process's environment by Sidecar; None removes a variable.
+    secrets = None
+    if options.secrets is not None:
+        try:
+            secrets = SecretStore.from_file(options.secrets)
+        except SecretError as exc:
+            errors.print(f"argoplug run: {exc}", markup=False)
+            raise typer.Exit(EXIT_USAGE) from None
+    # Merged over this process's environment for each process started; None removes a variable.
     env: dict[str, str | None] = {}
     if aws_endpoint:
         env["AWS_ENDPOINT_URL"] = aws_endpoint
@@ -116,21 +200,39 @@ def _run(
             env.update({name: None for name in os.environ if name.startswith("AWS_")})
             env.update(_enter_sandbox(stack, aws_sandbox, console, errors))
         workdir = Path(tempfile.mkdtemp(prefix="argoplug-run-"))
-        sidecar = Sidecar(plugin, env=env, workdir=workdir)
+        sidecars = PluginSidecars(
+            options.plugins,
+            workdir=workdir,
+            env=env,
+            token_file=options.token_file,
+            say=lambda line: console.print(line, markup=False),
+        )
         try:
-            stack.enter_context(sidecar)
-        except SidecarError as exc:
+            stack.enter_context(sidecars)
+        except PluginError as exc:
             errors.print(f"argoplug run: {exc}", markup=False)
             raise typer.Exit(EXIT_USAGE) from None
-        status = _run_workflow(workflow, (sidecar.url, sidecar.token), console)
-    if status is None:
-        console.print(f"\nInterrupted. The plugin server's log: {sidecar.log_path}", markup=False)
-        raise typer.Exit(EXIT_INTERRUPTED)
-    if status.phase == "Succeeded":
+        status = _run_workflow(workflow, sidecars.endpoints, options, secrets, console)
+    if status is not None and status.phase == "Succeeded":
         shutil.rmtree(workdir, ignore_errors=True)
         raise typer.Exit(EXIT_SUCCEEDED)
-    console.print(f"\nThe plugin server's log: {sidecar.log_path}", markup=False)
-    raise typer.Exit(EXIT_FAILED)
+    console.print("\nInterrupted." if status is None else "", markup=False)
+    for name, log in sidecars.logs:
+        console.print(f"The log of {name}: {log}", markup=False)
+    raise typer.Exit(EXIT_INTERRUPTED if status is None else EXIT_FAILED)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """How `argoplug run` runs: the `--plugin` values, token file, seed, workers, speed, secrets, -o."""
+
+    plugins: Sequence[str]
+    token_file: Path | None
+    seed: int | None
+    workers: int | None
+    speed: float = 1.0
+    secrets: Path | None = None
+    output: str | None = None
 
 
 def _enter_sandbox(
@@ -154,20 +256,53 @@ def _enter_sandbox(
     return dict(sandbox.env)
 
 
-def _run_workflow(workflow: Workflow, endpoint: tuple[str, str], console: Console) -> WorkflowStatus | None:
-    """Run `workflow` against the sidecar, showing progress; print the report. None when interrupted."""
-    import asyncio
+def _run_workflow(
+    workflow: Workflow,
+    endpoints: Sequence[PluginEndpoint],
+    options: _Options,
+    secrets: SecretStore | None,
+    console: Console,
+) -> WorkflowStatus | None:
+    """Run `workflow` against the sidecars, showing progress; print the report. None when interrupted.
 
-    from argoplug.agent.client import AgentClient, PluginEndpoint
+    The plugins are asked in an order drawn from `options.seed` (a random seed when None), printed so
+    that `--seed` repeats it. With `options.speed` N, the client's requeue and backoff waits and the
+    engine's clocks are divided by N. With `options.output`, the status document goes to stdout.
+    """
+    import asyncio
+    import random
+
+    from argoplug.agent.client import AgentClient
     from argoplug.agent.engine import Engine
+    from argoplug.agent.http_template import HttpTemplateRunner
+    from argoplug.agent.output import render
     from argoplug.agent.report import Progress, render_report
 
     progress = Progress(console)
-    url, token = endpoint
+    seed = options.seed if options.seed is not None else random.SystemRandom().randrange(1_000_000)
+    speed = options.speed
+
+    async def sleep(seconds: float) -> None:
+        await asyncio.sleep(seconds / speed)
 
     async def main(engine_slot: list[Engine]) -> WorkflowStatus:
-        async with AgentClient([PluginEndpoint(url, token, name="sidecar")]) as client:
-            engine = Engine(workflow, client, on_change=progress.on_change)
+        async with (
+            AgentClient(endpoints, seed=seed, workers=options.workers, sleep=sleep) as client,
+            HttpTemplateRunner(secrets) as http,
+        ):
+            order = ", ".join(endpoint.name or endpoint.url for endpoint in client.order)
+            console.print(
+                f"Each plugin task is offered to: {order}, in this order (seed {seed}: --seed {seed} "
+                f"repeats it); {client.workers} task workers",
+                markup=False,
+            )
+            if speed != 1.0:
+                console.print(
+                    f"Speed ×{speed:g}: requeue delays, retry backoffs, suspend durations, timeouts and "
+                    f"deadlines are divided by {speed:g}; the durations shown are as they ran",
+                    markup=False,
+                )
+            engine = Engine(workflow, client, on_change=progress.on_change, http=http, speed=speed)
             engine_slot.append(engine)
             with progress.showing(engine.status):
                 return await engine.run()
@@ -180,4 +315,6 @@ def _run_workflow(workflow: Workflow, endpoint: tuple[str, str], console: Consol
             console.print(render_report(slot[0].status))
         return None
     console.print(render_report(status))
+    if options.output is not None:
+        typer.echo(render(status, options.output))  # type: ignore[arg-type]
     return status

@@ -1,7 +1,7 @@
 """The run's status as Argo records it (`Node`, `WorkflowStatus`, phases, types, ids) and its changes.
 
 The engine changes the status only through a `StatusRecorder`, which tells the live view of every change;
-`report` draws the status.
+`report` and `output` draw the status (`pkg/apis/workflow/v1alpha1/workflow_types.go`, `NodeStatus`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from argoplug.protocol import Outputs
 
@@ -40,6 +40,11 @@ class NodePhase(enum.StrEnum):
         """True for Failed and Error."""
         return self in (NodePhase.FAILED, NodePhase.ERROR)
 
+    @property
+    def completed(self) -> bool:
+        """True for Succeeded, Failed and Error: the node ran to an end (`Completed`; not Skipped)."""
+        return self in (NodePhase.SUCCEEDED, NodePhase.FAILED, NodePhase.ERROR)
+
 
 class NodeType(enum.StrEnum):
     """Argo's node types (`wfv1.NodeType`) that the local agent creates."""
@@ -47,6 +52,8 @@ class NodeType(enum.StrEnum):
     STEPS = "Steps"
     STEP_GROUP = "StepGroup"
     DAG = "DAG"
+    TASK_GROUP = "TaskGroup"
+    RETRY = "Retry"
     PLUGIN = "Plugin"
     POD = "Pod"
     HTTP = "HTTP"
@@ -58,11 +65,23 @@ class NodeType(enum.StrEnum):
 class Node:
     """One node of the workflow's status (`wfv1.NodeStatus`), updated in place while the workflow runs.
 
-    `name` is Argo's node name (`wf[0].step`, `wf.task`), `id` its hash (see `node_id`), `boundary_id` the
-    Steps/DAG node it runs in. Times are `time.time()` seconds. `hangs` is set once the plugin left the
-    node Pending/Running without a requeue (Argo's agent will not call again), and stays set when the run
-    is stopped, to say why the node never finished. `warning` is what the plugin did wrong that the phase
-    does not show (a terminal phase sent with a requeue).
+    `name` is Argo's node name (`wf[0].step`, `wf.task`, `wf[0].step(0:item)`, `wf.task(1)` for a retry
+    attempt, `wf.onExit` for an exit handler), `id` its hash (see `node_id`), `display_name` the name
+    relative to its boundary (`step`, `step(0:item)`), `boundary_id` the id of the Steps/DAG node it runs
+    in ("" for the entrypoint and the workflow's exit handler). Times are `time.time()` seconds. `inputs`
+    maps input parameter names to values. `hangs` is set once the plugin left the node Pending/Running
+    without a requeue (Argo's agent will not call again), and stays set when the run is stopped, to say
+    why the node never finished. `warning` is what the plugin did wrong that the phase does not show (a
+    terminal phase sent with a requeue, a `globalName` not echoed).
+
+    As Argo's `NodeStatus`: `children` are the ids of the nodes that run after this one in the graph (a
+    Steps node's first step group, a step group's steps, a step's next step group, a DAG's root tasks, a
+    task's dependents, a TaskGroup's items, a Retry node's attempts, a node's exit handler);
+    `outbound_nodes` (Steps and DAG nodes) the ids of the nodes its successors hang off. `template_name`
+    is "" and `template_ref` `{name, template[, clusterScope]}` for a node called through a `templateRef`;
+    `template_scope` is where its template was found (`local/`, `namespaced/<WorkflowTemplate>`,
+    `cluster/<ClusterWorkflowTemplate>`). `hooked` and `retried` are `NodeFlag`: an exit handler's node,
+    a retry attempt.
     """
 
     id: str
@@ -80,11 +99,20 @@ class Node:
     children: list[str] = dataclasses.field(default_factory=list)
     hangs: bool = False
     warning: str = ""
+    outbound_nodes: list[str] = dataclasses.field(default_factory=list)
+    template_ref: dict[str, Any] | None = None
+    template_scope: str = "local/"
+    hooked: bool = False
+    retried: bool = False
 
 
 @dataclasses.dataclass(eq=False)
 class WorkflowStatus:
-    """The run's status: phase, message, times (`time.time()` seconds) and nodes by id, in creation order."""
+    """The run's status: phase, message, times (`time.time()` seconds) and nodes by id, in creation order.
+
+    `outputs` are the workflow's global outputs (`status.outputs`): one parameter per `globalName` a node
+    exported, named by it; None while there is none.
+    """
 
     name: str
     namespace: str
@@ -95,6 +123,7 @@ class WorkflowStatus:
     started_at: float | None = None
     finished_at: float | None = None
     nodes: dict[str, Node] = dataclasses.field(default_factory=dict)
+    outputs: Outputs | None = None
 
     @property
     def root(self) -> Node | None:
@@ -143,16 +172,20 @@ class StatusRecorder:
             self._changed(root)
 
     def stop(self, message: str) -> None:
-        """Fail every unfinished node and the workflow with `message` (`failNodesWithoutCreatedPods...`).
+        """Fail every unfinished node and the workflow with `message` (`failNodesWithoutCreatedPods...`)."""
+        self.fail_unfinished(message)
+        self.end(NodePhase.FAILED, message)
+
+    def fail_unfinished(self, message: str) -> None:
+        """Fail every unfinished node with `message`, as the controller does past the deadline.
 
         A node that hung keeps `hangs`: the report then says why it never finished.
         """
         now = self._clock()
-        for node in self.status.nodes.values():
+        for node in list(self.status.nodes.values()):
             if not node.phase.fulfilled:
                 node.phase, node.message, node.finished_at = NodePhase.FAILED, message, now
                 self._changed(node)
-        self.end(NodePhase.FAILED, message)
 
     def new_node(
         self,
@@ -163,13 +196,34 @@ class StatusRecorder:
         boundary: str,
         phase: NodePhase,
         parent: Node | None = None,
+        message: str = "",
     ) -> Node:
-        """Add the node `name` (started now), as a child of `parent` if given, and return it."""
-        node = Node(node_id(self.status.name, name), name, display, kind, template, boundary, phase)
+        """Add the node `name` (started now), as a child of `parent` if given, and return it.
+
+        A node created fulfilled (Skipped, Omitted, Error) finishes at once (`initializeNode`).
+        """
+        node = Node(node_id(self.status.name, name), name, display, kind, template, boundary, phase, message)
         node.started_at = self._clock()
+        if phase.fulfilled:
+            node.finished_at = node.started_at
         self.status.nodes[node.id] = node
         if parent is not None:
-            parent.children.append(node.id)
+            self.add_child(parent, node)
+        self._changed(node)
+        return node
+
+    def add_child(self, parent: Node, child: Node) -> None:
+        """Make `child` a child of `parent`, once (`addChildNode`)."""
+        if child.id not in parent.children:
+            parent.children.append(child.id)
+            self._changed(parent)
+
+    def update(self, node: Node, *, message: str | None = None, phase: NodePhase | None = None) -> Node:
+        """Change the message and/or phase of a node that goes on (`markNodePhase` without an end)."""
+        if message is not None:
+            node.message = message
+        if phase is not None:
+            node.phase = phase
         self._changed(node)
         return node
 

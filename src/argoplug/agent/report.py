@@ -1,53 +1,86 @@
 """What `argoplug run` shows: the live view while a workflow runs, and the `argo get`-like report after.
 
-The tree follows `argo get` (`cmd/argo/commands/common/get.go`): boundary nodes (Steps, DAG) hold the nodes
-run in them, step groups are not rows but forks (`├─┬─`), siblings sort by start time then name, and the
-icons are Argo's (✔ Succeeded, ✖ Failed, ⚠ Error, ● Running, ◷ Pending, ○ Skipped and Omitted).
+Both follow `argo get` (`cmd/argo/commands/common/get.go`, `PrintWorkflowHelper`): the header, then the
+STEP / TEMPLATE / PODNAME / DURATION / MESSAGE table, the exit handler's tree after a blank row, with
+Argo's icons (`common.go`), sort order and humanized times (`argoproj/pkg/humanize`). `command` prints it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from argoplug.agent.nodes import Node, NodePhase, NodeType, WorkflowStatus
-from argoplug.protocol import format_duration
+from argoplug.agent.nodes import Node, NodePhase, NodeType, WorkflowStatus, node_id
 
-__all__ = ["ICONS", "Progress", "render_report", "render_tree"]
+__all__ = ["ICONS", "Progress", "progress", "render_report", "render_tree"]
 
 ICONS: dict[NodePhase, tuple[str, str]] = {
     NodePhase.PENDING: ("◷", "yellow"),
     NodePhase.RUNNING: ("●", "cyan"),
     NodePhase.SUCCEEDED: ("✔", "green"),
     NodePhase.SKIPPED: ("○", "default"),
-    NodePhase.OMITTED: ("○", "default"),
+    NodePhase.OMITTED: ("○", "default"),  # Argo has no icon for it: its Omitted nodes are not drawn
     NodePhase.FAILED: ("✖", "red"),
     NodePhase.ERROR: ("⚠", "red"),
 }
+SUSPENDED_ICON = ("ǁ", "cyan")  # `NodeTypeIconMap`: a Suspend node while it waits
+ON_EXIT = "onExit"  # the exit handler's node is `<workflow>.onExit` (get.go `onExitSuffix`)
 _HEADER = "{:<20} {}"
 _HANGS = "no requeue: Argo's agent never calls again; the workflow's activeDeadlineSeconds ends it"
 
+# get.go's kinds of render nodes; nodes of other types (TaskGroup, Container) are not drawn.
+_BOUNDARY = frozenset({"Steps", "DAG"})
+# `isNonBoundaryParentNode`: their children hang off them rather than off their boundary.
+_PARENT = frozenset({NodeType.STEP_GROUP, NodeType.RETRY})
+_EXECUTION = frozenset({"Pod", "Skipped", "Suspend", "HTTP", "Plugin"})
+# `progress.executable`: the nodes counted in Progress.
+_EXECUTABLE = frozenset({"Pod", "HTTP", "Plugin", "Container", "Suspend"})
+# DURATION is filled for these: Argo fills it for pods only; here plugin and HTTP nodes do the work.
+_TIMED = frozenset({"Pod", "HTTP", "Plugin"})
+_GROUPS = frozenset({NodeType.STEP_GROUP, NodeType.TASK_GROUP})  # no progress line of their own
+_VALUE_WIDTH = 120  # output values longer than this (or on several lines) are shortened in the report
+
 
 def render_report(status: WorkflowStatus, *, now: float | None = None) -> Text:
-    """The whole report: header (name, namespace, status, duration, parameters), tree, output parameters."""
+    """The whole report: the header of `argo get`, the tree, then every node's outputs.
+
+    Header: Name, Namespace, Status, Message, Started, Finished, Duration, Progress, Parameters and the
+    workflow's Output Parameters (global outputs), in Argo's words. `argo get` has no per-node outputs
+    section; this one lists each node's parameters and result, long values shortened.
+    """
+    now = time.time() if now is None else now
     lines = [
         Text(_HEADER.format("Name:", status.name)),
         Text(_HEADER.format("Namespace:", status.namespace)),
-        Text.assemble(_HEADER.format("Status:", ""), (str(status.phase), ICONS[status.phase][1])),
+        Text.assemble(_HEADER.format("Status:", ""), (_status_word(status), ICONS[status.phase][1])),
     ]
     if status.message:
         lines.append(Text(_HEADER.format("Message:", status.message)))
     if status.started_at is not None:
-        end = status.finished_at if status.finished_at is not None else (now or time.time())
-        lines.append(Text(_HEADER.format("Duration:", _long_duration(end - status.started_at))))
+        lines.append(Text(_HEADER.format("Started:", timestamp(status.started_at, now))))
+    if status.finished_at is not None:
+        lines.append(Text(_HEADER.format("Finished:", timestamp(status.finished_at, now))))
+    if status.started_at is not None:
+        end = status.finished_at if status.finished_at is not None else now
+        lines.append(Text(_HEADER.format("Duration:", duration(end - status.started_at))))
+    lines.append(Text(_HEADER.format("Progress:", progress(status))))
     if status.parameters:
         lines.append(Text(_HEADER.format("Parameters:", "")))
         lines.extend(Text(_HEADER.format(f"  {k}:", v)) for k, v in status.parameters.items())
+    if status.outputs is not None and status.outputs.parameters:
+        lines.append(Text(_HEADER.format("Output Parameters:", "")))
+        lines.extend(
+            Text(_HEADER.format(f"  {p.name}:", p.value))
+            for p in status.outputs.parameters
+            if p.value is not None
+        )
     tree = render_tree(status, now=now)
     if tree.plain:
         lines.extend([Text(), tree])
@@ -60,39 +93,88 @@ def render_report(status: WorkflowStatus, *, now: float | None = None) -> Text:
 
 
 def render_tree(status: WorkflowStatus, *, now: float | None = None) -> Text:
-    """The STEP / TEMPLATE / DURATION / MESSAGE table of the nodes, as `argo get` draws it."""
+    """The STEP / TEMPLATE / PODNAME / DURATION / MESSAGE table, as `argo get` draws it.
+
+    Steps and DAG nodes hold the nodes run in them; step groups are no rows but forks (`├─┬─`); a retry
+    node with one attempt is drawn as that attempt, with more as a row over `(0)`, `(1)`, ...; Omitted
+    tasks are not drawn; the exit handler (`<name>.onExit`) comes after a blank row. Siblings sort by
+    start (whole seconds, as the API stores it), then loop index (`name(2:x)`), then name. PODNAME stays
+    blank: no pods run here.
+    """
     root = status.root
     if root is None:
         return Text()
-    rows: list[list[Text]] = [[Text("STEP"), Text("TEMPLATE"), Text("DURATION"), Text("MESSAGE")]]
-    _render(status, root, " ", " ", rows, now or time.time())
+    now = time.time() if now is None else now
+    children = _render_children(status)
+    rows: list[list[Text]] = [[Text(h) for h in ("STEP", "TEMPLATE", "PODNAME", "DURATION", "MESSAGE")]]
+    _render(root, children, " ", " ", rows, now)
+    exit_root = status.nodes.get(node_id(status.name, f"{status.name}.{ON_EXIT}"))
+    if exit_root is not None and exit_root.boundary_id == "":
+        rows.append([Text() for _ in range(5)])
+        _render(exit_root, children, " ", " ", rows, now)
     return _tabulate(rows)
 
 
-def _contained(status: WorkflowStatus, node: Node) -> list[Node]:
-    """The render children of `node` (`convertToRenderTrees`): a step group's steps, a boundary's nodes."""
+def _render_children(status: WorkflowStatus) -> dict[str, list[Node]]:
+    """Each node's drawn children (`convertToRenderTrees`), sorted as `insertSorted` does.
+
+    A child of a step group or retry node hangs off it; any other node off its boundary (a Steps or DAG
+    node); a node whose boundary is not one is not drawn.
+    """
     nodes = status.nodes
-    if node.type == NodeType.STEP_GROUP:
-        children = [nodes[i] for i in node.children if i in nodes]
-    elif node.type in (NodeType.STEPS, NodeType.DAG):
-        grouped = {child for n in nodes.values() if n.type == NodeType.STEP_GROUP for child in n.children}
-        children = [n for n in nodes.values() if n.boundary_id == node.id and n.id not in grouped]
-    else:
-        return []
-    return sorted(children, key=lambda n: (n.started_at or 0.0, n.display_name))
+    parent_of = {child: node.id for node in nodes.values() if node.type in _PARENT for child in node.children}
+    children: dict[str, list[Node]] = {}
+    for node in nodes.values():
+        if node.type not in _BOUNDARY | _PARENT | _EXECUTION:
+            continue
+        parent = parent_of.get(node.id)
+        if parent is None:
+            boundary = nodes.get(node.boundary_id)
+            if boundary is None or boundary.type not in _BOUNDARY:
+                continue
+            parent = boundary.id
+        children.setdefault(parent, []).append(node)
+    for siblings in children.values():
+        siblings.sort(key=functools.cmp_to_key(_compare))
+    return children
+
+
+def _compare(a: Node, b: Node) -> int:
+    """`insertSorted`: by start second, then by loop index when both have one, else by display name."""
+    start_a, start_b = int(a.started_at or 0), int(b.started_at or 0)
+    if start_a != start_b:
+        return -1 if start_a < start_b else 1
+    index_a, index_b = _loop_index(a.display_name), _loop_index(b.display_name)
+    if index_a >= 0 and index_b >= 0:
+        return (index_a > index_b) - (index_a < index_b)
+    return (a.display_name > b.display_name) - (a.display_name < b.display_name)
+
+
+def _loop_index(name: str) -> int:
+    """`RecoverIndexFromNodeName`: 2 for `sleep(2:two)`, -1 when the name has no loop index."""
+    start, end = name.find("("), name.find(":")
+    if start < 0 or end < 0:
+        return -1
+    text = name[start + 1 : end]
+    return int(text) if re.fullmatch(r"[+-]?\d+", text) else -1
 
 
 def _render(
-    status: WorkflowStatus, node: Node, prefix: str, child_prefix: str, rows: list[list[Text]], now: float
+    node: Node,
+    children: Mapping[str, Sequence[Node]],
+    prefix: str,
+    child_prefix: str,
+    rows: list[list[Text]],
+    now: float,
 ) -> None:
-    """`renderNodes` and `renderChild`: a step group is no row; its steps fork off the previous line."""
-    filtered = node.type == NodeType.STEP_GROUP
+    """`renderNodes` and `renderChild`: a filtered node draws no row; its children take its place."""
+    filtered, fork = _filtered(node)
     if not filtered:
         rows.append(_row(node, prefix, now))
-    children = _contained(status, node)
-    last = len(children) - 1
-    for index, child in enumerate(children):
-        if filtered:
+    mine = children.get(node.id, ())
+    last = len(mine) - 1  # filtered children count: Argo draws `├─` above an Omitted last task
+    for index, child in enumerate(mine):
+        if filtered and fork:
             if last == 0:
                 part, sub = "──", "  "
             elif index == 0:
@@ -101,21 +183,44 @@ def _render(
                 part, sub = "└─", "  "
             else:
                 part, sub = "├─", "│ "
-            node_prefix = (prefix if index == 0 else child_prefix) + part
+        elif filtered:
+            part, sub = "", ""
         else:
             part, sub = ("└─", "  ") if index == last else ("├─", "│ ")
-            node_prefix = child_prefix + part
-        _render(status, child, node_prefix, child_prefix + sub, rows, now)
+        start = prefix if filtered and index == 0 else child_prefix
+        node_prefix = start + part
+        _render(child, children, node_prefix, child_prefix + sub, rows, now)
+
+
+def _filtered(node: Node) -> tuple[bool, bool]:
+    """`filterNode`: (drawn as no row, children fork off the line above)."""
+    if node.type == NodeType.RETRY and len(node.children) == 1:
+        return True, False
+    if node.type == NodeType.STEP_GROUP:
+        return True, True
+    if node.type == NodeType.SKIPPED and node.phase == NodePhase.OMITTED:
+        return True, False
+    return False, False
 
 
 def _row(node: Node, prefix: str, now: float) -> list[Text]:
     icon, style = ICONS[node.phase]
+    if node.type == NodeType.SUSPEND and node.phase == NodePhase.RUNNING:
+        icon, style = SUSPENDED_ICON
     name = Text.assemble(prefix, (icon, style), f" {node.display_name}")
-    duration = ""
-    if node.type not in (NodeType.STEPS, NodeType.DAG, NodeType.STEP_GROUP) and node.started_at is not None:
+    elapsed = ""
+    if node.type in _TIMED and node.started_at is not None:
         end = node.finished_at if node.finished_at is not None else now
-        duration = _short_duration(end - node.started_at)
-    return [name, Text(node.template_name), Text(duration), Text(_message(node))]
+        elapsed = short_duration(end - node.started_at)
+    return [name, Text(_template_column(node)), Text(), Text(elapsed), Text(_message(node))]
+
+
+def _template_column(node: Node) -> str:
+    """The template's name, or `<WorkflowTemplate>/<template>` for a node run from a `templateRef`."""
+    ref = node.template_ref
+    if ref:
+        return f"{ref.get('name', '')}/{ref.get('template', '')}"
+    return node.template_name
 
 
 def _message(node: Node) -> str:
@@ -158,38 +263,96 @@ def _outputs(status: WorkflowStatus) -> list[Text]:
         rows = [(p.name, p.value or "") for p in outputs.parameters]
         if outputs.result is not None:
             rows.append(("result", outputs.result))
-        lines.extend(Text(f"{f'    {name}:':<{width}}{value}".rstrip()) for name, value in rows)
+        lines.extend(Text(f"{f'    {name}:':<{width}}{_shorten(value)}".rstrip()) for name, value in rows)
     return lines
 
 
-def _short_duration(seconds: float) -> str:
-    """A node's duration: `250ms`, `4.2s`, `1m5s`."""
+def _shorten(value: str) -> str:
+    """A value on one line of at most `_VALUE_WIDTH` characters; `-o json` has it whole."""
+    first = value.split("\n", 1)[0]
+    if first == value and len(value) <= _VALUE_WIDTH:
+        return value
+    return f"{first[:_VALUE_WIDTH]}… ({len(value)} characters; -o json shows it whole)"
+
+
+def _status_word(status: WorkflowStatus) -> str:
+    """`printer.WorkflowStatus`: the phase, `Running (Suspended)` while a Suspend node waits."""
+    if status.phase == NodePhase.RUNNING and any(
+        n.type == NodeType.SUSPEND and n.phase == NodePhase.RUNNING for n in status.nodes.values()
+    ):
+        return "Running (Suspended)"
+    return str(status.phase)
+
+
+def progress(status: WorkflowStatus) -> str:
+    """The workflow's progress (`workflow/progress/updater.go`): `done/total` of its executable nodes.
+
+    Executable nodes are Pod, HTTP, Plugin, Container and Suspend nodes; done means Succeeded, Skipped or
+    Omitted (a Failed node counts in the total only).
+    """
+    done = total = 0
+    for node in status.nodes.values():
+        if node.type in _EXECUTABLE:
+            total += 1
+            done += node.phase in (NodePhase.SUCCEEDED, NodePhase.SKIPPED, NodePhase.OMITTED)
+    return f"{done}/{total}"
+
+
+# go-humanize's `CustomRelTime` tables used by `argoproj/pkg/humanize`: (below seconds, format, divide by).
+_SHORT = (
+    (1, "0s", 1), (2, "1s", 1), (60, "{}s", 1), (120, "1m", 1), (3600, "{}m", 60), (7200, "1h", 1),
+    (86400, "{}h", 3600), (172800, "1d", 1), (604800, "{}d", 86400),
+)  # fmt: skip
+_LONG = (
+    (1, "0 seconds", 1), (2, "1 second", 1), (60, "{} seconds", 1), (120, "1 minute", 1),
+    (3600, "{} minutes", 60), (7200, "1 hour", 1), (86400, "{} hours", 3600), (172800, "1 day", 1),
+    (604800, "{} days", 86400),
+)  # fmt: skip
+_AGO = (
+    (1, "now", 1), (2, "1 second ago", 1), (60, "{} seconds ago", 1), (120, "1 minute ago", 1),
+    (3600, "{} minutes ago", 60), (7200, "1 hour ago", 1), (86400, "{} hours ago", 3600),
+    (172800, "1 day ago", 1), (604800, "{} days ago", 86400),
+)  # fmt: skip
+
+
+def _relative(seconds: float, table: Sequence[tuple[int, str, int]]) -> str:
+    """go-humanize `CustomRelTime`: the first magnitude above `seconds` (else the last), in whole units."""
     seconds = max(seconds, 0.0)
-    if seconds < 1:
-        return format_duration(round(seconds, 3))
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    return format_duration(round(seconds))
+    _, text, unit = next((row for row in table if seconds < row[0]), table[-1])
+    return text.format(int(seconds // unit))
 
 
-def _long_duration(seconds: float) -> str:
-    """The workflow's duration, as `argo get` words it: `4.2 seconds`, `1 minute 5 seconds`."""
+def short_duration(seconds: float) -> str:
+    """A node's duration as `argo get` shows it (`RelativeDurationShort`): `0s`, `19s`, `1m`, `2h`."""
+    return _relative(seconds, _SHORT)
+
+
+def duration(seconds: float) -> str:
+    """The workflow's duration (`humanize.Duration`): `36 seconds`, `1 minute 5 seconds`, `2 hours 3 minutes`.
+
+    Go's words, including its `1 minute 1 seconds`.
+    """
+    truncated = _relative(seconds, _LONG)
     if seconds < 60:
-        return f"{max(seconds, 0.0):.1f} seconds"
-    whole = round(seconds)
-    parts = []
-    for unit, size in (("hour", 3600), ("minute", 60), ("second", 1)):
-        count, whole = divmod(whole, size)
-        if count:
-            parts.append(f"{count} {unit}{'s' if count != 1 else ''}")
-    return " ".join(parts)
+        return truncated
+    if seconds < 3600:
+        return f"{truncated} {int(seconds % 60)} seconds"
+    if seconds < 86400:
+        return f"{truncated} {int(seconds // 60 % 60)} minutes"
+    return f"{truncated} {int(seconds // 3600 % 24)} hours"
+
+
+def timestamp(when: float, now: float) -> str:
+    """A time as `argo get` shows it (`humanize.Timestamp`): `Thu Sep 15 21:44:09 -0700 (36 seconds ago)`."""
+    text = time.strftime("%a %b %d %H:%M:%S %z", time.localtime(when))
+    return f"{text} ({_relative(now - when, _AGO)})"
 
 
 class Progress:
     """Shows a run as it goes: a live tree on a terminal, else one plain line per node phase change.
 
-    Pass `on_change` to the engine and wrap the run in `showing(status)`. Step groups get no line of
-    their own (they are forks in the tree, not nodes a user acts on).
+    Pass `on_change` to the engine and wrap the run in `showing(status)`. Step and task groups get no
+    line of their own (they are forks in the tree, or not drawn, not nodes a user acts on).
     """
 
     def __init__(self, console: Console) -> None:
@@ -199,7 +362,7 @@ class Progress:
 
     def on_change(self, node: Node) -> None:
         """Print a line when `node` reached a new phase (plain mode only; the live view redraws itself)."""
-        if self.live or node.type == NodeType.STEP_GROUP or self._seen.get(node.id) == node.phase:
+        if self.live or node.type in _GROUPS or self._seen.get(node.id) == node.phase:
             return
         self._seen[node.id] = node.phase
         icon = ICONS[node.phase][0]
@@ -215,7 +378,12 @@ class Progress:
             return
 
         def view() -> Group:
-            title = Text.assemble("Running ", (status.name, "bold"), f" in {status.namespace}")
+            title = Text.assemble(
+                "Running ",
+                (status.name, "bold"),
+                f" in {status.namespace}",
+                f"  Progress: {progress(status)}",
+            )
             return Group(title, render_tree(status))
 
         with Live(get_renderable=view, console=self.console, refresh_per_second=8, transient=True):

@@ -1,28 +1,33 @@
 """The variables a template sees and their `{{tag}}` substitution, as Argo's controller computes them.
 
 The workflow's globals, a call's arguments bound to the template's inputs (`process_args`), a finished
-node's results in its caller's scope, a steps/DAG template's outputs from it, and the tags left
-unresolved. The engine and `checks` call these.
+node's results in its caller's scope, a steps/DAG template's outputs from it, the `{{=expression}}` tags
+(`expand`) and the tags left unresolved. The engine and `checks` call these (`workflow/common/util.go`,
+`util/template/`).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from argoplug.agent.nodes import Node
+from argoplug.agent.nodes import Node, NodeType
 from argoplug.agent.workflow import Workflow
 from argoplug.protocol import Outputs, Parameter
 
 __all__ = [
+    "RETRY_VARIABLES",
     "SetupError",
+    "expand",
     "global_values",
     "node_values",
     "process_args",
+    "rfc3339",
     "substitute",
     "tags",
     "template_outputs",
@@ -33,13 +38,21 @@ __all__ = [
 # Only tags with these prefixes are checked and must resolve (workflow/common/common.go); others stay.
 _CHECKED_PREFIXES = ("item.", "steps.", "inputs.", "outputs.", "pod.", "workflow.", "tasks.")
 _TAG = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+# The local variables of an attempt of a template with a retryStrategy (`common.LocalVarRetries...`).
+RETRY_VARIABLES = (
+    "retries",
+    "lastRetry.exitCode",
+    "lastRetry.status",
+    "lastRetry.duration",
+    "lastRetry.message",
+)
 
 
 def substitute(value: Any, values: Mapping[str, str]) -> Any:
     """Return `value` with every `{{tag}}` found in `values` replaced, in strings and mapping keys.
 
     Spaces inside the braces are ignored (`util/template/simple_template.go`); unknown tags are left as
-    written, as Argo does with `allowUnresolved`.
+    written, as Argo does with `allowUnresolved`. Expression tags (`{{=...}}`) are `expand`'s.
     """
     if isinstance(value, str):
         if "{{" not in value:
@@ -50,6 +63,37 @@ def substitute(value: Any, values: Mapping[str, str]) -> Any:
     if isinstance(value, list):
         return [substitute(item, values) for item in value]
     return value
+
+
+def expand(value: Any, scope: Mapping[str, str], *, strict: bool) -> Any:
+    """Return `value` with its `{{=expression}}` tags evaluated against `scope` (`expressionReplace`).
+
+    With `strict` False an expression that cannot be evaluated yet (a variable not in `scope`) is left as
+    written, as Argo does while it substitutes a template's arguments; with `strict` True it raises
+    SetupError naming the expression and why it failed.
+    """
+    if isinstance(value, str):
+        if "{{=" not in value:
+            return value
+        return _TAG.sub(lambda m: _expand_tag(m.group(0), m.group(1), scope, strict), value)
+    if isinstance(value, dict):
+        return {expand(k, scope, strict=strict): expand(v, scope, strict=strict) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand(item, scope, strict=strict) for item in value]
+    return value
+
+
+def _expand_tag(text: str, inner: str, scope: Mapping[str, str], strict: bool) -> str:
+    if not inner.startswith("="):
+        return text
+    from argoplug.agent import expressions
+
+    try:
+        return str(expressions.expand(text, scope))
+    except expressions.ExpressionError as exc:
+        if not strict:
+            return text
+        raise SetupError(f"failed to evaluate expression {text}: {exc}") from None
 
 
 def tags(value: Any) -> Iterator[str]:
@@ -81,44 +125,73 @@ def unresolved_problem(value: Any) -> str | None:
     return f"failed to resolve {{{{{left[0]}}}}}" if left else None
 
 
-def global_values(workflow: Workflow) -> dict[str, str]:
+def global_values(workflow: Workflow, *, now: float | None = None) -> dict[str, str]:
     """The workflow-wide variables (`workflow.name`, `.namespace`, `.uid`, `.parameters.<p>`, ...).
 
     As the controller sets them (`workflow/controller/operator.go`, `setGlobalParameters`); the creation
-    timestamp is now, in RFC 3339.
+    timestamp is `now` (default: now), in RFC 3339, and `workflow.status` is Running until the exit
+    handler runs.
     """
+    created = time.time() if now is None else now
+    arguments = [{"name": k, "value": v} for k, v in workflow.parameters.items()]
     values = {
         "workflow.name": workflow.name,
         "workflow.namespace": workflow.namespace,
         "workflow.uid": workflow.uid,
+        "workflow.mainEntrypoint": workflow.entrypoint,
         "workflow.serviceAccountName": str(workflow.spec.get("serviceAccountName") or ""),
-        "workflow.creationTimestamp": _rfc3339(time.time()),
+        "workflow.creationTimestamp": rfc3339(created),
+        "workflow.creationTimestamp.RFC3339": rfc3339(created),
+        "workflow.creationTimestamp.s": str(int(created)),
+        "workflow.parameters": _go_json(arguments),
+        "workflow.parameters.json": _go_json(arguments),
+        "workflow.labels": _go_json(dict(workflow.labels)),
+        "workflow.labels.json": _go_json(dict(workflow.labels)),
+        "workflow.annotations": _go_json(dict(workflow.annotations)),
+        "workflow.annotations.json": _go_json(dict(workflow.annotations)),
+        "workflow.status": "Running",
     }
+    if workflow.spec.get("priority") is not None:
+        values["workflow.priority"] = str(workflow.spec["priority"])
     values.update({f"workflow.parameters.{k}": v for k, v in workflow.parameters.items()})
     values.update({f"workflow.labels.{k}": str(v) for k, v in workflow.labels.items()})
     values.update({f"workflow.annotations.{k}": str(v) for k, v in workflow.annotations.items()})
     return values
 
 
-def node_values(prefix: str, node: Node) -> dict[str, str]:
-    """What a finished node puts in its caller's scope (`buildLocalScope`, `addOutputsToLocalScope`)."""
+def _go_json(value: Any) -> str:
+    """JSON as Go's `json.Marshal` writes it: compact, map keys sorted."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def node_values(prefix: str, node: Node, nodes: Mapping[str, Node] | None = None) -> dict[str, str]:
+    """What a finished node puts in its caller's scope (`buildLocalScope`, `addOutputsToLocalScope`).
+
+    For a Retry node, the values are its last attempt's (`possiblyGetRetryChildNode`), which `nodes` (the
+    status's nodes by id) must hold.
+    """
+    if node.type == NodeType.RETRY and nodes is not None:
+        attempts = [nodes[i] for i in node.children if i in nodes and not nodes[i].hooked]
+        if attempts:
+            node = attempts[-1]
     values = {f"{prefix}.id": node.id, f"{prefix}.status": str(node.phase)}
     if node.started_at is not None:
-        values[f"{prefix}.startedAt"] = _rfc3339(node.started_at)
+        values[f"{prefix}.startedAt"] = rfc3339(node.started_at)
     if node.finished_at is not None:
-        values[f"{prefix}.finishedAt"] = _rfc3339(node.finished_at)
+        values[f"{prefix}.finishedAt"] = rfc3339(node.finished_at)
     if node.outputs is not None:
         if node.outputs.result is not None:
             values[f"{prefix}.outputs.result"] = node.outputs.result
         if node.outputs.exitCode is not None:
-            values[f"{prefix}.outputs.exitCode"] = node.outputs.exitCode
+            values[f"{prefix}.exitCode"] = node.outputs.exitCode
         for param in node.outputs.parameters:
             if param.value is not None:
                 values[f"{prefix}.outputs.parameters.{param.name}"] = param.value
     return values
 
 
-def _rfc3339(seconds: float) -> str:
+def rfc3339(seconds: float) -> str:
+    """`seconds` since the epoch as Go's `time.RFC3339` in UTC: `2024-01-02T03:04:05Z`."""
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -130,18 +203,22 @@ def process_args(
     template: Mapping[str, Any],
     arguments: Sequence[Mapping[str, Any]],
     workflow_values: Mapping[str, str],
-    node: Node,
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """Set `node`'s inputs from `arguments` and substitute `template` (`workflow/common`, `ProcessArgs`).
+    node_name: str,
+    local: Mapping[str, str] | None = None,
+) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+    """Bind `arguments` to the template's inputs and substitute the template (`common.ProcessArgs`).
 
-    Returns the substituted template (with `inputs`, `outputs`, `metadata` present) and its scope:
-    `workflow_values`, the inputs and `node.name`. `retries` is not in it: Argo sets it only for a template
-    with a retryStrategy (not supported yet), and otherwise leaves `{{retries}}` as written, as here.
+    Returns the substituted template (with `inputs`, `outputs`, `metadata` present), its scope
+    (`workflow_values`, `local` such as `steps.name`, the inputs and `node.name`) and the inputs by name.
+    Expressions are evaluated where they can be; `retries` is not in the scope: Argo sets it only in a
+    template with a retryStrategy, for each attempt, and otherwise leaves `{{retries}}` as written.
     Raises SetupError for an input without value.
     """
     processed = copy.deepcopy(dict(template))
     supplied = {a.get("name"): a for a in arguments}
     values = dict(workflow_values)
+    values.update(local or {})
+    inputs: dict[str, str] = {}
     for param in (processed.get("inputs") or {}).get("parameters") or []:
         name = param.get("name")
         value = param.get("value") if param.get("value") is not None else param.get("default")
@@ -150,19 +227,19 @@ def process_args(
             value = argument["value"]
         if value is None:
             raise SetupError(f"inputs.parameters.{name} was not supplied")
-        param["value"] = node.inputs[name] = values[f"inputs.parameters.{name}"] = str(value)
-    values["node.name"] = node.name
-    processed = substitute(processed, values)
+        param["value"] = inputs[name] = values[f"inputs.parameters.{name}"] = str(value)
+    values["node.name"] = node_name
+    processed = expand(substitute(processed, values), values, strict=False)
     for key in ("inputs", "outputs", "metadata"):
         processed.setdefault(key, {})
-    return processed, values
+    return processed, values, inputs
 
 
 def template_outputs(template: Mapping[str, Any], scope: Mapping[str, str]) -> Outputs | None:
     """The outputs a steps/DAG template takes from `scope` (`valueFrom.parameter`), None if it takes none.
 
-    As `getTemplateOutputsFromScope`. Raises SetupError (`Unable to resolve: <reference>`) for a reference
-    not in `scope` and without `default`.
+    As `getTemplateOutputsFromScope`; a parameter keeps its `globalName`. Raises SetupError
+    (`Unable to resolve: <reference>`) for a reference not in `scope` and without `default`.
     """
     parameters = []
     for param in (template.get("outputs") or {}).get("parameters") or []:
@@ -175,5 +252,7 @@ def template_outputs(template: Mapping[str, Any], scope: Mapping[str, str]) -> O
             value = value_from.get("default")
         if value is None:
             raise SetupError(f"Unable to resolve: {reference}")
-        parameters.append(Parameter(name=param["name"], value=str(value)))
+        parameters.append(
+            Parameter(name=param["name"], value=str(value), globalName=param.get("globalName") or None)
+        )
     return Outputs(parameters=parameters) if parameters else None

@@ -1,8 +1,10 @@
-"""Loading Workflow YAML: parse, validate against Argo's JSON schema, resolve `workflowTemplateRef`.
+"""Loading Workflow YAML: parse, validate against Argo's JSON schema, resolve template references.
 
 `argoplug run` calls `load_documents` then `resolve_workflow`; the result, a `Workflow`, is what the engine
 runs. What `argo submit` checks of the documents themselves is here too: the schema (`schema`), and the
-workflow's arguments (`workflow/validate/validate.go`). The templates are checked by `checks.check`.
+workflow's arguments (`workflow/validate/validate.go`). The templates are checked by `checks.check`. A
+`templateRef` is resolved among the WorkflowTemplates loaded with the workflow (`Workflow.resolve`, as
+`workflow/templateresolution/context.go` resolves one in the cluster).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from argoplug.agent.schema import describe_value, schema_problems
 
 __all__ = [
     "KINDS",
+    "LOCAL_SCOPE",
     "Document",
+    "TemplateSet",
     "Workflow",
     "WorkflowError",
     "generate_name",
@@ -61,13 +65,41 @@ class Document:
         return f"{self.path}, document {self.index} ({self.kind} {self.name or '(unnamed)'})"
 
 
+LOCAL_SCOPE = "local/"  # Argo's `templateScope` of the workflow's own templates
+
+
+@dataclasses.dataclass(frozen=True)
+class TemplateSet:
+    """The templates a template name resolves among (`templateresolution.Context`).
+
+    `scope` is Argo's template scope: `local/` for the workflow's own templates, `namespaced/<name>` for a
+    WorkflowTemplate's, `cluster/<name>` for a ClusterWorkflowTemplate's. A template found through a
+    `templateRef` runs in its WorkflowTemplate's set: the `template:` names its steps call are looked up
+    there. `origin` says where the set comes from, for messages.
+    """
+
+    scope: str
+    templates: Mapping[str, dict[str, Any]]
+    origin: str
+
+    def get(self, name: str) -> dict[str, Any]:
+        """The template `name`; raises WorkflowError (`template <name> not found ...`) when there is none."""
+        template = self.templates.get(name)
+        if template is None:
+            where = "the workflow" if self.scope == LOCAL_SCOPE else self.origin
+            raise WorkflowError(f"template {name} not found in {where}")
+        return template
+
+
 @dataclasses.dataclass(frozen=True)
 class Workflow:
     """A workflow ready to run: metadata, the merged spec, its templates and its resolved parameters.
 
     `spec` is the Workflow's spec merged over its WorkflowTemplate's (`workflow/util/merge.go`,
     `JoinWorkflowSpec`); `parameters` maps each workflow argument to its value, `-p` overrides applied.
-    `active_deadline_seconds` is the workflow's deadline in seconds, or None.
+    `active_deadline_seconds` is the workflow's deadline in seconds, or None. `library` holds the
+    (Cluster)WorkflowTemplates loaded with the workflow, by scope (`namespaced/<name>`,
+    `cluster/<name>`), for `templateRef`s.
     """
 
     name: str
@@ -81,12 +113,47 @@ class Workflow:
     annotations: Mapping[str, str]
     origin: str
     workflow_template: str | None = None
+    library: Mapping[str, TemplateSet] = dataclasses.field(default_factory=dict)
 
     @property
     def active_deadline_seconds(self) -> int | None:
         """The workflow's `activeDeadlineSeconds`, in seconds, or None when unset."""
         value = self.spec.get("activeDeadlineSeconds")
         return int(value) if value is not None else None
+
+    @property
+    def local(self) -> TemplateSet:
+        """The workflow's own templates (scope `local/`)."""
+        return TemplateSet(LOCAL_SCOPE, self.templates, self.origin)
+
+    def resolve(
+        self, call: Mapping[str, Any], within: TemplateSet | None = None
+    ) -> tuple[TemplateSet, dict[str, Any]]:
+        """The template a step, task or hook calls, and the set its own calls resolve in (`ResolveTemplate`).
+
+        `call` holds `template` (a name in `within`, default the workflow's own templates) or
+        `templateRef` (`{name, template, clusterScope}`: a template of a WorkflowTemplate loaded with the
+        workflow). Raises WorkflowError naming what is missing and what was loaded.
+        """
+        within = within or self.local
+        ref = call.get("templateRef")
+        if ref is None:
+            return within, within.get(str(call.get("template")))
+        if not isinstance(ref, Mapping) or not ref.get("name") or not ref.get("template"):
+            raise WorkflowError("templateRef needs both `name` (a WorkflowTemplate) and `template`")
+        kind = "ClusterWorkflowTemplate" if ref.get("clusterScope") else "WorkflowTemplate"
+        scope = f"{'cluster' if ref.get('clusterScope') else 'namespaced'}/{ref['name']}"
+        found = self.library.get(scope)
+        if found is None:
+            loaded = ", ".join(sorted(self.library)) or "none"
+            raise WorkflowError(
+                f"templateRef: {kind} {ref['name']!r} not found in the files given (loaded: {loaded}); "
+                "pass its file too"
+            )
+        template = found.templates.get(str(ref["template"]))
+        if template is None:
+            raise WorkflowError(f"template {ref['template']} not found in {kind.lower()} {ref['name']}")
+        return found, template
 
 
 class _Loader(yaml.SafeLoader):
@@ -247,7 +314,30 @@ def resolve_workflow(
         annotations=dict(metadata.get("annotations") or {}),
         origin=document.origin,
         workflow_template=template_name,
+        library=_library(documents, namespace),
     )
+
+
+def _library(documents: Sequence[Document], namespace: str) -> dict[str, TemplateSet]:
+    """The templates of every (Cluster)WorkflowTemplate among `documents`, by scope (the last one wins).
+
+    A WorkflowTemplate of another namespace is left out: Argo looks them up in the workflow's namespace.
+    """
+    library: dict[str, TemplateSet] = {}
+    for document in documents:
+        if document.kind == "Workflow":
+            continue
+        if document.kind == "WorkflowTemplate":
+            found_namespace = (document.body.get("metadata") or {}).get("namespace")
+            if found_namespace and found_namespace != namespace:
+                continue
+            scope = f"namespaced/{document.name}"
+        else:
+            scope = f"cluster/{document.name}"
+        spec = document.body.get("spec") or {}
+        templates = {str(t.get("name", "")): t for t in spec.get("templates") or [] if isinstance(t, dict)}
+        library[scope] = TemplateSet(scope, templates, document.origin)
+    return library
 
 
 def _workflow_from(template: Document) -> dict[str, Any]:
