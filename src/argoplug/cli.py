@@ -1,4 +1,4 @@
-"""The `argoplug` command line (typer): run, call, plugins, init, build; `serve` goes to `argoplug.console`.
+"""The `argoplug` command line (typer): run, check, call, plugins, init, build; `serve` is argoplug.console's.
 
 `argoplug.console.main` is the entry point; it serves without importing this module. Heavy imports live
 inside each command.
@@ -123,6 +123,64 @@ def build(
             raise typer.Exit(2) from None
     for path in written:
         typer.echo(f"{path} created")
+
+
+@app.command()
+def check(
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="URL-OR-PLUGIN",
+            help="A running server's URL, an installed plugin name or module:attr, an Argo plugin folder, "
+            "plugin.yaml or built ConfigMap YAML, or an argoplug bundle.",
+        ),
+    ],
+    plugin_key: Annotated[
+        str | None,
+        typer.Option(
+            "--plugin-key",
+            "-k",
+            help="The plugin key to check (default: the plugin's name, or the keys GET /healthz lists).",
+        ),
+    ] = None,
+    token: Annotated[str | None, typer.Option(help="The server's token (URL targets only).")] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="URL: the file holding its token (default /var/run/argo/token when readable); plugin "
+            "folder/ConfigMap: where to write it."
+        ),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Send the same requests as an earlier run.")] = None,
+    args: Annotated[
+        str | None,
+        typer.Option(
+            "--args",
+            metavar="YAML",
+            help="The plugin block's arguments for calls of its own key (default {}); the handler runs "
+            "with them for real, about 25 times, 16 of them at once.",
+        ),
+    ] = None,
+) -> None:
+    """Check an executor plugin server against the contract: PASS/FAIL/WARN per rule.
+
+    Exit 1 on any FAIL, 2 for bad usage.
+    """
+    from rich.console import Console
+
+    from argoplug.conformance import check_command
+
+    status = check_command(
+        target,
+        plugin_key=plugin_key,
+        token=token,
+        token_file=token_file,
+        seed=seed,
+        plugin_args=args,
+        console=Console(highlight=False),
+        errors=Console(stderr=True, highlight=False),
+    )
+    raise typer.Exit(status)
 
 
 @app.command()

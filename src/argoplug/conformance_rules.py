@@ -1,0 +1,618 @@
+"""The rules of `argoplug check`: what one exchange with a plugin server shows, judged by CONTRACT §2–§4.
+
+Pure functions: the request bodies (`VECTORS`, `agent_request`, `with_unknown_fields`) and the judgements
+from recorded exchanges (`Exchange`) to verdicts (`Verdict`); `argoplug.conformance` sends the requests and
+calls them. Each judgement says what the real agent would do with the answer (`workflow/util/plugin/
+plugin.go`, `Client.Call`; `workflow/executor/agent.go`, `executePluginTemplate` and `taskWorker`).
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import dataclasses
+import json
+import random
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+from argoplug.protocol import parse_duration
+
+__all__ = [
+    "AGENT_PHASES",
+    "AGENT_WORKERS",
+    "C_AGAIN",
+    "C_ANSWER_TIME",
+    "C_BAD",
+    "C_CONCURRENCY",
+    "C_FOREIGN",
+    "C_FOREIGN_TOKEN",
+    "C_OWN",
+    "C_START",
+    "C_TOKEN_MISSING",
+    "C_TOKEN_WRONG",
+    "C_UNKNOWN",
+    "C_VECTOR",
+    "REPLY_RULES",
+    "VECTORS",
+    "Exchange",
+    "Limits",
+    "Status",
+    "Verdict",
+    "agent_outcome",
+    "agent_request",
+    "foreign_problem",
+    "judge_answer_time",
+    "judge_bad_requests",
+    "judge_concurrency",
+    "judge_foreign",
+    "judge_own",
+    "judge_refused",
+    "judge_replies",
+    "judge_start",
+    "judge_tolerance",
+    "judge_vector",
+    "own_problem",
+    "reply_findings",
+    "summary",
+    "with_unknown_fields",
+]
+
+Status = Literal["PASS", "FAIL", "WARN", "SKIP"]
+
+AGENT_PHASES = ("Pending", "Running", "Succeeded", "Failed", "Error")
+_TERMINAL = frozenset({"Succeeded", "Failed", "Error"})
+AGENT_WORKERS = 16  # ARGO_AGENT_TASK_WORKERS' default (workflow/executor/agent.go)
+
+# The contract rule each check applies (CONTRACT.md sections; "rule N": §3's numbered consequences).
+C_FOREIGN = "§3 rule 1: a template whose key is not ours gets 200 {} (or null), fast, never an error status"
+C_FOREIGN_TOKEN = "§4: check the token only for templates this server handles: a 403 stops the agent's search"
+C_TOKEN_MISSING = "§4: a call of its own key without `Authorization: Bearer <token>` gets 403"
+C_TOKEN_WRONG = "§4: a call of its own key whose token differs from the token file gets 403"
+C_OWN = "§2–§3: a template of its own key, with the agent's token, gets 200 with a node"
+C_VECTOR = "§2: requests real agents sent are answered 200, unknown fields tolerated; never a 500 (§3 rule 3)"
+C_UNKNOWN = "§2: `template` is a full Argo Template: fields the plugin does not read are tolerated"
+C_AGAIN = "§3 rule 6: handlers are idempotent: after a requeue or a restart the same request comes again"
+C_CONCURRENCY = "§2: up to 16 calls (ARGO_AGENT_TASK_WORKERS) run at once, each with a 30 s timeout"
+C_ANSWER_TIME = "§3 rule 5: answer well inside 30 s; long work is answered Running + requeue and polled"
+C_BAD = "§2: the agent calls only POST /api/v1/template.execute: any answer to other requests is harmless"
+C_START = "§3 rule 7: a plugin sidecar must be listening within about 15 s of start"
+
+# The request vectors of tests/vectors (shared/argo/vectors), sent by real agents; a test pins them to the
+# files. Shipped here because `argoplug check` runs where the repository's tests are not.
+VECTORS: dict[str, dict[str, Any]] = json.loads("""{
+ "docs-hello": {"workflow": {"metadata": {"name": "my-wf"}},
+  "template": {"name": "my-tmpl", "inputs": {}, "outputs": {}, "plugin": {"hello": {}}}},
+ "awf-aws": {
+  "workflow": {"metadata": {"name": "sm-pipelines-r58tg", "namespace": "argo",
+                            "uid": "27c01e7c-9d93-450f-a001-c64d649aac99"}},
+  "template": {"name": "validate_pipeline", "inputs": {}, "outputs": {}, "metadata": {},
+   "plugin": {"awf-aws-plugin": {"account_id": "100000000002", "action": "validate",
+                                 "pipeline_name": "MyPipeline", "region_name": "us-west-2"}}}},
+ "wasm": {
+  "template": {
+   "inputs": {"artifacts": [{"name": "message", "path": "/tmp/message",
+                             "s3": {"key": "hello-n7nbj/hello-n7nbj-4176884829/hello-art.tgz"}}],
+              "parameters": [{"name": "name", "value": "felix"}]},
+   "metadata": {}, "name": "hello", "outputs": {"parameters": [{"name": "message", "value": ""}]},
+   "plugin": {"hello": {"some": {"nested": {"args": 42, "bool": true, "str": "str"}}}}},
+  "workflow": {"metadata": {"name": "hello-n7nbj"}}}
+}""")
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """One rule's outcome: `rule` (a stable id such as `foreign-key`), `status`, what was `saw`, and the
+    `contract` rule it applies (a CONTRACT.md section and its words).
+
+    `status`: PASS, FAIL (the real agent would fail or hang a workflow, or the contract says must),
+    WARN (works, but badly: slow, serialized, ignored fields), SKIP (could not be run, `saw` says why).
+    """
+
+    rule: str
+    status: Status
+    saw: str
+    contract: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """The thresholds of the checks, in seconds.
+
+    `timeout`: each call's limit, the agent's HTTP client timeout (30). `slow_answer`: an own-key answer
+    slower than this is a WARN (the contract says "well inside 30 s"). `slow_foreign`: a foreign key's
+    `{}` slower than this is a WARN (every plugin is asked about every plugin task). `start_warn` /
+    `start_fail`: time from launch to the first answer (CONTRACT §3.7: about 15 s). `stall_wait`: how long
+    a second call may wait while another request is still arriving before the server is judged to serve
+    one connection at a time.
+    """
+
+    timeout: float = 30.0
+    slow_answer: float = 10.0
+    slow_foreign: float = 1.0
+    start_warn: float = 5.0
+    start_fail: float = 15.0
+    stall_wait: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Exchange:
+    """One request and what came back: `status` (None when no HTTP answer came: `error` says why), the
+    body, and the time it took in seconds. `label` names it in messages ("no token")."""
+
+    label: str
+    status: int | None
+    body: bytes = b""
+    seconds: float = 0.0
+    error: str = ""
+
+    def decoded(self) -> tuple[Any, str]:
+        """The reply as Go's `json.Decoder` reads it (the first JSON value), and "" or why it fails."""
+        text = self.body.decode("utf-8", "replace").strip()
+        if not text:
+            return None, "empty body: the agent fails the node with EOF"
+        try:
+            value, _ = json.JSONDecoder().raw_decode(text)
+        except ValueError as exc:
+            return None, f"not JSON ({exc}): the agent fails the node with the decode error"
+        if value is not None and not isinstance(value, dict):
+            kind = _json_kind(value)
+            return None, f"a JSON {kind}: the agent fails the node (json: cannot unmarshal {kind})"
+        return value, ""
+
+    def node(self) -> dict[str, Any] | None:
+        """The `node` of a decodable 200 reply, or None."""
+        value, problem = self.decoded()
+        if self.status != 200 or problem or value is None or not isinstance(value.get("node"), dict):
+            return None
+        node: dict[str, Any] = value["node"]
+        return node
+
+    def describe(self) -> str:
+        """'200 {} in 3 ms', '403 (empty body) in 1 ms', 'no answer (timed out) after 30 s'."""
+        took = _duration(self.seconds)
+        if self.status is None:
+            return f"no answer ({self.error}) after {took}"
+        return f"{self.status} {_snippet(self.body)} in {took}"
+
+
+def agent_outcome(exchange: Exchange) -> str:
+    """What the agent does with a reply that is not 200 (`plugin.go`, `Client.Call`), for messages."""
+    status = exchange.status
+    if status is None:
+        return "the agent retries it as transient (1 s, ×2, 5 attempts), then fails the node"
+    if status == 404:
+        return (
+            "the agent marks the plugin unsupported and never calls it again in this workflow, for any task"
+        )
+    if status == 503:
+        return "the agent retries it as transient (5 attempts), then fails the node"
+    return f'the agent fails the node with "{status}: <body>" and asks no other plugin'
+
+
+def foreign_problem(exchange: Exchange) -> str:
+    """Why an answer to a template of another plugin breaks the contract, or "" (CONTRACT §3, rule 1)."""
+    if exchange.status != 200:
+        return agent_outcome(exchange)
+    value, problem = exchange.decoded()
+    if problem:
+        return problem
+    if value is not None and value.get("node") is not None:
+        return "it answered a node for another plugin's template: the first node wins, so it steals the task"
+    return ""
+
+
+def judge_foreign(rule: str, exchanges: Sequence[Exchange], limits: Limits, contract: str) -> Verdict:
+    """PASS when every exchange got a fast `200 {}`/`null` (no node), FAIL otherwise, WARN when slow."""
+    for exchange in exchanges:
+        problem = foreign_problem(exchange)
+        if problem:
+            return Verdict(rule, "FAIL", f"{exchange.label}: {exchange.describe()}: {problem}", contract)
+    seen = "; ".join(f"{e.label}: {e.describe()}" for e in exchanges)
+    slowest = max(exchanges, key=lambda e: e.seconds)
+    if slowest.seconds > limits.slow_foreign:
+        return Verdict(
+            rule,
+            "WARN",
+            f"{seen}: slow ({_duration(slowest.seconds)}); every plugin is asked about every plugin task",
+            contract,
+        )
+    return Verdict(rule, "PASS", seen, contract)
+
+
+def judge_refused(rule: str, exchanges: Sequence[Exchange], key: str, contract: str) -> Verdict:
+    """PASS when every call of our key without the right token got 403 (CONTRACT §4)."""
+    worst: Verdict | None = None
+    for exchange in exchanges:
+        status = exchange.status
+        if status == 403:
+            continue
+        saw = f"{exchange.label}: {summary(exchange)}"
+        if status == 401:
+            saw += ": the agent treats 401 like 403 (the node fails), but the contract's answer is 403"
+            worst = worst or Verdict(rule, "WARN", saw, contract)
+            continue
+        if status == 200 and exchange.node() is not None:
+            saw += ": it runs templates for callers without the agent's token"
+        elif status == 200:
+            saw += f": 'not mine' for its own key; expected 403 (is {key!r} its plugin key?)"
+        else:
+            saw += f": expected 403; {agent_outcome(exchange)}"
+        return Verdict(rule, "FAIL", saw, contract)
+    if worst is not None:
+        return worst
+    return Verdict(rule, "PASS", "; ".join(f"{e.label}: {e.describe()}" for e in exchanges), contract)
+
+
+def own_problem(exchange: Exchange, key: str) -> str:
+    """Why an answer to a template of our key (with the right token) breaks the contract, or ""."""
+    if exchange.status == 403:
+        return "403 with the token given: it refuses the agent's token (is the token right?)"
+    if exchange.status != 200:
+        return agent_outcome(exchange)
+    value, problem = exchange.decoded()
+    if problem:
+        return problem
+    if value is None or value.get("node") is None:
+        return (
+            f"'not mine' for its own key {key!r}: with no other taker the agent fails the node with "
+            "`no plugin executed the template` (is it the plugin key?)"
+        )
+    return ""
+
+
+def summary(exchange: Exchange) -> str:
+    """'200 Succeeded "Hello template!" in 2 ms' for a reply with a node, else `describe()`."""
+    node = exchange.node()
+    if node is None:
+        return exchange.describe()
+    message = node.get("message")
+    text = f' "{_clip(str(message), 60)}"' if message else ""
+    return f"200 {node.get('phase') or '(no phase)'}{text} in {_duration(exchange.seconds)}"
+
+
+# One reply's breaches of the reply rules: (rule, PASS/WARN/FAIL, what) per rule that applies.
+_Finding = tuple[str, Status, str]
+
+
+def reply_findings(exchange: Exchange) -> list[_Finding]:
+    """Judge a 200 reply with a node by the reply rules of CONTRACT §2–§3; [] when there is no node."""
+    node = exchange.node()
+    if node is None:
+        return []
+    value, _ = exchange.decoded()
+    found: list[_Finding] = []
+    phase = node.get("phase")
+    message = node.get("message")
+    if not isinstance(phase, str) or (message is not None and not isinstance(message, str)):
+        found.append(
+            ("reply-phase", "FAIL", "phase and message must be strings: the agent cannot decode the reply")
+        )
+        phase = ""
+    elif phase == "":
+        found.append(("reply-phase", "FAIL", "no phase: nothing is recorded, the node hangs unless requeued"))
+    elif phase not in AGENT_PHASES:
+        found.append(
+            ("reply-phase", "FAIL", f"phase {phase!r}: any other string leaves the workflow hanging")
+        )
+    requeue = value.get("requeue")
+    seconds: float | None = None
+    if requeue is not None:
+        if not isinstance(requeue, str):
+            found.append(
+                (
+                    "reply-requeue",
+                    "FAIL",
+                    f"requeue {json.dumps(requeue)} is a JSON {_json_kind(requeue)}, not a Go duration "
+                    'string such as "30s": the agent cannot decode it and the node fails',
+                )
+            )
+        else:
+            try:
+                seconds = parse_duration(requeue)
+            except ValueError:
+                found.append(
+                    (
+                        "reply-requeue",
+                        "FAIL",
+                        f'requeue "{requeue}" is not a Go duration: the node fails (time: invalid duration)',
+                    )
+                )
+    requeued = seconds is not None and seconds > 0  # `taskWorker` requeues only after a positive delay
+    if phase in ("Pending", "Running") and not requeued:
+        why = "no requeue" if requeue is None else f"requeue {json.dumps(requeue)}"
+        found.append(
+            ("reply-requeue", "FAIL", f"{phase} with {why}: the agent never calls again and the node hangs")
+        )
+    if phase in _TERMINAL and requeued:
+        if phase == "Succeeded":
+            found.append(
+                ("terminal-requeue", "WARN", f'Succeeded with requeue "{requeue}": ignored; drop it')
+            )
+        else:
+            found.append(
+                (
+                    "terminal-requeue",
+                    "FAIL",
+                    f'{phase} with requeue "{requeue}": the agent calls again after a terminal phase',
+                )
+            )
+    found.extend(("output-parameters", status, what) for status, what in _output_findings(node))
+    return found
+
+
+def _output_findings(node: dict[str, Any]) -> Iterable[tuple[Status, str]]:
+    outputs = node.get("outputs")
+    if outputs is None:
+        return
+    if not isinstance(outputs, dict):
+        yield "FAIL", f"outputs is a JSON {_json_kind(outputs)}: the agent cannot decode the reply"
+        return
+    parameters = outputs.get("parameters")
+    if parameters is None:
+        return
+    if not isinstance(parameters, list) or not all(isinstance(p, dict) for p in parameters):
+        yield "FAIL", "outputs.parameters must be a list of {name, value}: the agent cannot decode the reply"
+        return
+    for parameter in parameters:
+        name = parameter.get("name")
+        if not isinstance(name, str) or not name:
+            yield "FAIL", f"an output parameter without a name: {_clip(json.dumps(parameter), 80)}"
+            continue
+        value = parameter.get("value")
+        if isinstance(value, str):
+            continue
+        if isinstance(value, (bool, int, float)):
+            yield (
+                "WARN",
+                f"output {name!r} = {json.dumps(value)} is a JSON {_json_kind(value)}: Argo keeps its text, "
+                "but values are strings; send it as one",
+            )
+        else:
+            shown = "no value" if "value" not in parameter else f"value {_clip(json.dumps(value), 40)}"
+            yield "FAIL", f'output {name!r} has {shown}: Argo silently stores ""; encode it as a JSON string'
+
+
+REPLY_RULES: dict[str, str] = {
+    "reply-phase": "§2: send only Pending, Running, Succeeded, Failed or Error; any other string hangs the "
+    "workflow",
+    "reply-requeue": '§2–§3: requeue is a Go duration string ("30s"), a number fails the node; '
+    "Pending/Running without requeue is never called again",
+    "terminal-requeue": "§3: a terminal phase never carries a requeue (Failed/Error with one is called "
+    "again)",
+    "output-parameters": "§2: output parameter values are strings (JSON text for structures); objects, "
+    'arrays and null silently become ""',
+}
+
+
+def judge_replies(exchanges: Sequence[Exchange]) -> list[Verdict]:
+    """Judge every reply with a node by each reply rule: FAIL on any breach, WARN, else PASS with a tally.
+
+    With no reply that carries a node, each rule is a WARN: there was nothing to judge.
+    """
+    with_node = [e for e in exchanges if e.node() is not None]
+    if not with_node:
+        saw = "no reply with a node came back for its own key, so the reply's shape could not be judged"
+        return [Verdict(rule, "WARN", saw, contract) for rule, contract in REPLY_RULES.items()]
+    findings: dict[str, list[tuple[Status, str]]] = collections.defaultdict(list)
+    for exchange in with_node:
+        for rule, status, what in reply_findings(exchange):
+            findings[rule].append((status, f"{exchange.label}: {what}"))
+    phases = collections.Counter(str((e.node() or {}).get("phase") or "(no phase)") for e in with_node)
+    tally = f"{len(with_node)} replies with a node (" + ", ".join(f"{p}×{n}" for p, n in phases.items()) + ")"
+    verdicts = []
+    for rule, contract in REPLY_RULES.items():
+        breaches = findings.get(rule, [])
+        worst: Status = "PASS"
+        if any(status == "FAIL" for status, _ in breaches):
+            worst = "FAIL"
+        elif breaches:
+            worst = "WARN"
+        shown = [what for status, what in breaches if status == worst]
+        saw = tally + ("" if not shown else ": " + "; ".join(dict.fromkeys(shown)))
+        verdicts.append(Verdict(rule, worst, saw, contract))
+    return verdicts
+
+
+def judge_own(rule: str, exchange: Exchange, key: str, contract: str) -> Verdict:
+    """PASS when a call of our key with the right token got 200 with a node; FAIL saying why otherwise."""
+    problem = own_problem(exchange, key)
+    if problem:
+        return Verdict(rule, "FAIL", f"{exchange.label}: {exchange.describe()}: {problem}", contract)
+    return Verdict(rule, "PASS", f"{exchange.label}: {summary(exchange)}", contract)
+
+
+def judge_vector(name: str, exchanges: Sequence[tuple[bool, Exchange]]) -> Verdict:
+    """Judge the answers to one request vector: (sent with our key?, exchange) pairs.
+
+    Our key: any decodable 200 (a node, or "not mine" for arguments it does not take); another plugin's
+    key: `200 {}` as `foreign_problem` says. An error status, no answer or an undecodable body FAILs.
+    """
+    seen = []
+    for own, exchange in exchanges:
+        if not own:
+            problem = foreign_problem(exchange)
+        elif exchange.status == 403:
+            problem = "403 with the token given: it refuses the agent's token"
+        elif exchange.status != 200:
+            problem = agent_outcome(exchange)
+        else:
+            problem = exchange.decoded()[1]
+        if problem:
+            saw = f"{exchange.label}: {exchange.describe()}: {problem}"
+            return Verdict(f"vector:{name}", "FAIL", saw, C_VECTOR)
+        seen.append(f"{exchange.label}: {summary(exchange)}")
+    return Verdict(f"vector:{name}", "PASS", "; ".join(seen), C_VECTOR)
+
+
+def judge_tolerance(base: Exchange, extended: Exchange) -> Verdict:
+    """Compare the answer to a body with unknown fields (`extended`) with the plain body's (`base`).
+
+    FAIL when it is not a decodable 200; WARN when its phase differs from the plain body's.
+    """
+    if extended.status != 200:
+        saw = f"{extended.label}: {extended.describe()}: {agent_outcome(extended)}"
+        return Verdict("unknown-fields", "FAIL", saw, C_UNKNOWN)
+    problem = extended.decoded()[1]
+    if problem:
+        return Verdict(
+            "unknown-fields", "FAIL", f"{extended.label}: {extended.describe()}: {problem}", C_UNKNOWN
+        )
+    before = (base.node() or {}).get("phase")
+    after = (extended.node() or {}).get("phase")
+    if before != after:
+        saw = (
+            f"{extended.label}: {summary(extended)}, but {base.label}: {summary(base)}: the fields changed it"
+        )
+        return Verdict("unknown-fields", "WARN", saw, C_UNKNOWN)
+    return Verdict("unknown-fields", "PASS", f"{extended.label}: {summary(extended)}", C_UNKNOWN)
+
+
+def judge_concurrency(
+    alone: Exchange,
+    calls: Sequence[Exchange],
+    total: float,
+    probe: tuple[Exchange, Exchange] | None,
+    limits: Limits,
+    *,
+    what: str,
+) -> Verdict:
+    """Judge `AGENT_WORKERS` calls sent at once (`calls`, in `total` seconds) and the stall probe.
+
+    `alone`: one call by itself, for comparison. `probe`: (a call sent while another request was still
+    arriving, that other request), None when it could not run. FAIL when a call timed out or got an error
+    status the agent does not retry (403 is the token rules' business). WARN, each reason said: calls
+    refused, reset or answered 503 (the agent retries those, `plugin.go`), a server that answers one
+    connection at a time (the probe's call got no answer within `limits.stall_wait`), or calls that took
+    about as long as one after the other.
+    """
+    timing = (
+        f"{len(calls)} calls of {what} at once took {_duration(total)}, one alone {_duration(alone.seconds)}"
+    )
+    for call in calls:
+        if (call.status is None and call.error == "timed out") or call.status not in (None, 200, 403, 503):
+            answered = sum(c.status is not None for c in calls)
+            saw = (
+                f"{answered} of {len(calls)} answered; {call.label}: {call.describe()}: {agent_outcome(call)}"
+            )
+            return Verdict("concurrency", "FAIL", f"{timing}; {saw}", C_CONCURRENCY)
+    warnings = []
+    transient = [c for c in calls if c.status in (None, 503)]
+    if transient:
+        first = transient[0]
+        warnings.append(
+            f"{len(transient)} of {len(calls)} got no answer or 503 ({first.label}: {first.describe()}); the "
+            "agent retries those as transient, after 1 s"
+        )
+    if probe is not None and probe[0].status is None:
+        warnings.append(
+            "it serves one connection at a time: while a request's body was still arriving, another call got "
+            f"no answer within {_duration(limits.stall_wait)} (the incomplete one, once sent: "
+            f"{summary(probe[1])}); under the agent's 16 workers, calls wait for each other toward its 30 s "
+            "timeout"
+        )
+    elif alone.seconds >= 0.05 and total > alone.seconds * len(calls) / 2:
+        warnings.append("they seem to run one at a time (a lock, or one worker)")
+    if warnings:
+        return Verdict("concurrency", "WARN", f"{timing}; " + "; ".join(warnings), C_CONCURRENCY)
+    saw = f"all answered; {timing}"
+    if probe is not None:
+        saw += f"; a call was answered in {_duration(probe[0].seconds)} while another request was incomplete"
+    return Verdict("concurrency", "PASS", saw, C_CONCURRENCY)
+
+
+def judge_answer_time(exchanges: Sequence[Exchange], limits: Limits) -> Verdict:
+    """FAIL when a call of our key timed out; WARN when the slowest answer took over `limits.slow_answer`."""
+    for exchange in exchanges:
+        if exchange.status is None and exchange.error == "timed out":
+            saw = f"{exchange.label}: {exchange.describe()}: {agent_outcome(exchange)}"
+            return Verdict("answer-time", "FAIL", saw, C_ANSWER_TIME)
+    answered = [e for e in exchanges if e.status is not None]
+    if not answered:
+        return Verdict("answer-time", "WARN", "no call of its own key was answered", C_ANSWER_TIME)
+    slowest = max(answered, key=lambda e: e.seconds)
+    saw = f"slowest of {len(answered)} answers: {slowest.label}, {summary(slowest)}"
+    if slowest.seconds > limits.slow_answer:
+        return Verdict("answer-time", "WARN", f"{saw}: answer Running + requeue, poll later", C_ANSWER_TIME)
+    return Verdict("answer-time", "PASS", saw, C_ANSWER_TIME)
+
+
+def judge_bad_requests(tries: Sequence[Exchange], after: Exchange) -> Verdict:
+    """Whatever `tries` got, PASS when a foreign-key call `after` them is still answered `200 {}`."""
+    seen = "; ".join(f"{e.label}: {e.describe()}" for e in tries)
+    problem = foreign_problem(after)
+    if problem:
+        saw = f"{seen}; then {after.label}: {after.describe()}: {problem}: the bad requests broke it"
+        return Verdict("bad-requests", "FAIL", saw, C_BAD)
+    return Verdict("bad-requests", "PASS", f"{seen}; then {after.label}: {after.describe()}", C_BAD)
+
+
+def judge_start(first: Exchange, seconds: float, limits: Limits) -> Verdict:
+    """Judge the `seconds` from launch to the first answer (`first`), by `limits.start_warn`/`start_fail`."""
+    took = _duration(seconds)
+    if first.status is None:
+        return Verdict("slow-start", "FAIL", f"no answer within {took} of launch: {first.error}", C_START)
+    saw = f"first answer {took} after launch ({first.describe()})"
+    if seconds > limits.start_fail:
+        return Verdict("slow-start", "FAIL", f"{saw}: the agent's first calls fail before that", C_START)
+    if seconds > limits.start_warn:
+        return Verdict("slow-start", "WARN", f"{saw}: close to the agent's patience (about 15 s)", C_START)
+    return Verdict("slow-start", "PASS", saw, C_START)
+
+
+def agent_request(key: str, args: Any, template: str, rng: random.Random) -> dict[str, Any]:
+    """A template.execute body as the agent builds it (`executePluginTemplate`), for plugin `key`."""
+    uid = "-".join(f"{rng.getrandbits(size * 4):0{size}x}" for size in (8, 4, 4, 4, 12))
+    return {
+        "workflow": {"metadata": {"name": "argoplug-check", "namespace": "argo", "uid": uid}},
+        "template": {
+            "name": template,
+            "inputs": {},
+            "outputs": {},
+            "metadata": {},
+            "plugin": {key: copy.deepcopy(args)},
+        },
+    }
+
+
+def with_unknown_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` with fields a plugin may not know: Template fields Argo sends, and some no version has."""
+    extended = copy.deepcopy(body)
+    extended["argoplugCheckUnknown"] = {"nested": [1, "two", None]}
+    extended["workflow"]["metadata"]["argoplugCheckUnknown"] = "tolerate me"
+    template = extended["template"]
+    template["inputs"]["parameters"] = [{"name": "p", "value": "1", "description": "an input parameter"}]
+    template["metadata"] = {"labels": {"team": "ml"}, "annotations": {"example.com/owner": "check"}}
+    template.update(
+        timeout="1h",
+        activeDeadlineSeconds="3600",
+        retryStrategy={"limit": "2", "retryPolicy": "OnFailure"},
+        archiveLocation={"archiveLogs": False},
+        argoplugCheckUnknown={"x": 1},
+    )
+    return extended
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if value is None:
+        return "null"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _snippet(body: bytes) -> str:
+    text = body.decode("utf-8", "replace").strip()
+    return _clip(" ".join(text.split()), 80) if text else "(empty body)"
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
