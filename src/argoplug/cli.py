@@ -177,8 +177,9 @@ def check(
         token_file=token_file,
         seed=seed,
         plugin_args=args,
-        console=Console(highlight=False),
-        errors=Console(stderr=True, highlight=False),
+        # No emoji or markup from what servers answer: `:fire:` in a message stays as sent.
+        console=Console(highlight=False, emoji=False),
+        errors=Console(stderr=True, highlight=False, emoji=False),
     )
     raise typer.Exit(status)
 

@@ -195,3 +195,51 @@ def test_http_template_headers_come_from_the_secrets_file(tmp_path):
     assert "s3cr3t-value" not in done.stdout + done.stderr
     assert missing.returncode == 1
     assert "--secrets" in missing.stdout
+
+
+def test_sigterm_stops_the_run_and_its_sidecars(tmp_path):
+    import re
+    import signal
+    import socket
+    import time
+
+    path = tmp_path / "waits.yaml"
+    path.write_text(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {generateName: waits-}\n"
+        "spec:\n  entrypoint: main\n  templates:\n"
+        "    - name: main\n      suspend: {duration: '60'}\n"
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "argoplug", "run", str(path), "--plugin", PLUGINS],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if "Suspended" in line or "Running" in line:
+            break
+    listening = re.search(r"listening on: http://[\d.]+:(\d+)", "".join(lines))
+    assert listening is not None, "".join(lines)
+    port = int(listening.group(1))
+    process.send_signal(signal.SIGTERM)
+    rest = process.communicate(timeout=30)[0]
+    assert process.returncode == 130, "".join(lines) + rest
+    time.sleep(0.2)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_plugin_messages_and_node_names_are_printed_as_sent(tmp_path):
+    path = tmp_path / "emoji.yaml"
+    path.write_text(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {generateName: emoji-}\n"
+        "spec:\n  entrypoint: main\n  templates:\n"
+        "    - name: main\n      plugin: {fail: {message: 'status :fire: [bold]x[/bold]'}}\n"
+    )
+    done = argoplug("run", path, "--plugin", PLUGINS)
+    assert done.returncode == 1
+    assert "status :fire: [bold]x[/bold]" in done.stdout
+    assert "🔥" not in done.stdout

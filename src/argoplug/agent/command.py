@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -139,8 +140,9 @@ def run(
 
     # soft_wrap: report lines are never folded at the terminal's (or CI's default 80) width. With -o the
     # progress and the tree go to stderr: stdout holds the status document alone, for pipes.
-    console = Console(stderr=output is not None, highlight=False, soft_wrap=True)
-    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    # emoji=False: node names and plugin messages are shown as sent (`each(0:a:1)` is no emoji).
+    console = Console(stderr=output is not None, highlight=False, soft_wrap=True, emoji=False)
+    errors = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
     if output is not None and output not in FORMATS:
         errors.print(f"argoplug run: -o {output}: expected one of {', '.join(FORMATS)}", markup=False)
         raise typer.Exit(EXIT_USAGE)
@@ -151,6 +153,10 @@ def run(
             markup=False,
         )
         raise typer.Exit(EXIT_USAGE)
+    # SIGTERM (timeout, kill, a CI cancelling) and SIGHUP stop the run as Ctrl-C does, so that the
+    # sidecars started are stopped and their token files removed on the way out.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     try:
         options = _Options(plugin or (), plugin_token_file, seed, workers, speed, secrets_file, output)
         _run(files, parameter or (), aws_sandbox, aws_endpoint, options, console, errors)
@@ -211,6 +217,7 @@ def _run(
             stack.enter_context(sidecars)
         except PluginError as exc:
             errors.print(f"argoplug run: {exc}", markup=False)
+            shutil.rmtree(workdir, ignore_errors=True)  # the error holds what the sidecar said
             raise typer.Exit(EXIT_USAGE) from None
         status = _run_workflow(workflow, sidecars.endpoints, options, secrets, console)
     if status is not None and status.phase == "Succeeded":
@@ -220,6 +227,10 @@ def _run(
     for name, log in sidecars.logs:
         console.print(f"The log of {name}: {log}", markup=False)
     raise typer.Exit(EXIT_INTERRUPTED if status is None else EXIT_FAILED)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 @dataclasses.dataclass(frozen=True)

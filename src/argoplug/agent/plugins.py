@@ -532,7 +532,7 @@ class PluginSidecars:
     def _tell(self, *, url: str, token: str, log: Path, notes: Sequence[str]) -> None:
         self.say(f"  listening on: {url}")
         self.say(f"  token file: {token}")
-        self.say(f"  log: {log}")
+        self.say(f"  log: {log} (removed after a run that Succeeded)")
         for note in notes:
             self.say(f"  {note}")
 
