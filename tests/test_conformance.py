@@ -13,17 +13,20 @@ import pytest
 from rich.console import Console
 
 import argoplug.conformance
+import argoplug.conformance_command
 from argoplug import Plugin, Result, Task
 from argoplug.conformance import (
     Launched,
     LaunchError,
     Limits,
     Verdict,
-    check_command,
     check_launched,
     run_checks,
 )
-from argoplug.conformance_rules import VECTORS, Exchange, reply_findings
+from argoplug.conformance_command import check_command
+from argoplug.conformance_replies import reply_findings
+from argoplug.conformance_rules import Exchange
+from argoplug.conformance_vectors import VECTORS
 from argoplug.testing import LiveServer
 from conformance_servers import HELLO_SERVER, Behaviour, ContractServer, hello_launcher
 from sample_plugins import greet
@@ -379,7 +382,7 @@ def test_a_servers_other_keys_are_not_foreign_to_it() -> None:
 def test_without_a_token_the_own_key_rules_are_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(argoplug.conformance, "DEFAULT_TOKEN_FILE", str(tmp_path / "absent"))
+    monkeypatch.setattr(argoplug.conformance_command, "DEFAULT_TOKEN_FILE", str(tmp_path / "absent"))
     with LiveServer([greet]) as server:
         code, out = run_command(server.url)
     assert code == 0, out
@@ -425,7 +428,7 @@ def test_an_argoplug_plugin_that_cannot_load_fails_its_start(monkeypatch: pytest
 
 
 def _can_run_the_hello_manifest() -> str:
-    token = Path(argoplug.conformance.DEFAULT_TOKEN_FILE)
+    token = Path(argoplug.conformance_command.DEFAULT_TOKEN_FILE)
     parent = next(p for p in [token.parent, *token.parent.parents] if p.exists())
     if not token.exists() and not os.access(parent, os.W_OK):
         return f"{token} cannot be created here (not root): the hello manifest reads its token there"

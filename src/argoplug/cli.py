@@ -168,7 +168,7 @@ def check(
     """
     from rich.console import Console
 
-    from argoplug.conformance import check_command
+    from argoplug.conformance_command import check_command
 
     status = check_command(
         target,

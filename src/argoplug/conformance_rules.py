@@ -1,25 +1,16 @@
-"""The rules of `argoplug check`: what one exchange with a plugin server shows, judged by CONTRACT §2–§4.
-
-Pure functions: the request bodies (`VECTORS`, `agent_request`, `with_unknown_fields`) and the judgements
-from recorded exchanges (`Exchange`) to verdicts (`Verdict`); `argoplug.conformance` sends the requests and
-calls them. Each judgement says what the real agent would do with the answer (`workflow/util/plugin/
-plugin.go`, `Client.Call`; `workflow/executor/agent.go`, `executePluginTemplate` and `taskWorker`).
+"""The rules of `argoplug check`: pure judgements, by CONTRACT §2–§4, from recorded exchanges (`Exchange`)
+to verdicts (`Verdict`), each saying what the real agent does with the answer (`workflow/util/plugin/
+plugin.go`, `Client.Call`; `workflow/executor/agent.go`). `argoplug.conformance` and its modules call them.
 """
 
 from __future__ import annotations
 
-import collections
-import copy
 import dataclasses
 import json
-import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
-from argoplug.protocol import parse_duration
-
 __all__ = [
-    "AGENT_PHASES",
     "AGENT_WORKERS",
     "C_AGAIN",
     "C_ANSWER_TIME",
@@ -33,14 +24,11 @@ __all__ = [
     "C_TOKEN_WRONG",
     "C_UNKNOWN",
     "C_VECTOR",
-    "REPLY_RULES",
-    "VECTORS",
     "Exchange",
     "Limits",
     "Status",
     "Verdict",
     "agent_outcome",
-    "agent_request",
     "foreign_problem",
     "judge_answer_time",
     "judge_bad_requests",
@@ -48,20 +36,15 @@ __all__ = [
     "judge_foreign",
     "judge_own",
     "judge_refused",
-    "judge_replies",
     "judge_start",
     "judge_tolerance",
     "judge_vector",
     "own_problem",
-    "reply_findings",
     "summary",
-    "with_unknown_fields",
 ]
 
 Status = Literal["PASS", "FAIL", "WARN", "SKIP"]
 
-AGENT_PHASES = ("Pending", "Running", "Succeeded", "Failed", "Error")
-_TERMINAL = frozenset({"Succeeded", "Failed", "Error"})
 AGENT_WORKERS = 16  # ARGO_AGENT_TASK_WORKERS' default (workflow/executor/agent.go)
 
 # The contract rule each check applies (CONTRACT.md sections; "rule N": §3's numbered consequences).
@@ -77,27 +60,6 @@ C_CONCURRENCY = "§2: up to 16 calls (ARGO_AGENT_TASK_WORKERS) run at once, each
 C_ANSWER_TIME = "§3 rule 5: answer well inside 30 s; long work is answered Running + requeue and polled"
 C_BAD = "§2: the agent calls only POST /api/v1/template.execute: any answer to other requests is harmless"
 C_START = "§3 rule 7: a plugin sidecar must be listening within about 15 s of start"
-
-# The request vectors of tests/vectors (shared/argo/vectors), sent by real agents; a test pins them to the
-# files. Shipped here because `argoplug check` runs where the repository's tests are not.
-VECTORS: dict[str, dict[str, Any]] = json.loads("""{
- "docs-hello": {"workflow": {"metadata": {"name": "my-wf"}},
-  "template": {"name": "my-tmpl", "inputs": {}, "outputs": {}, "plugin": {"hello": {}}}},
- "awf-aws": {
-  "workflow": {"metadata": {"name": "sm-pipelines-r58tg", "namespace": "argo",
-                            "uid": "27c01e7c-9d93-450f-a001-c64d649aac99"}},
-  "template": {"name": "validate_pipeline", "inputs": {}, "outputs": {}, "metadata": {},
-   "plugin": {"awf-aws-plugin": {"account_id": "100000000002", "action": "validate",
-                                 "pipeline_name": "MyPipeline", "region_name": "us-west-2"}}}},
- "wasm": {
-  "template": {
-   "inputs": {"artifacts": [{"name": "message", "path": "/tmp/message",
-                             "s3": {"key": "hello-n7nbj/hello-n7nbj-4176884829/hello-art.tgz"}}],
-              "parameters": [{"name": "name", "value": "felix"}]},
-   "metadata": {}, "name": "hello", "outputs": {"parameters": [{"name": "message", "value": ""}]},
-   "plugin": {"hello": {"some": {"nested": {"args": 42, "bool": true, "str": "str"}}}}},
-  "workflow": {"metadata": {"name": "hello-n7nbj"}}}
-}""")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -271,149 +233,6 @@ def summary(exchange: Exchange) -> str:
     return f"200 {node.get('phase') or '(no phase)'}{text} in {_duration(exchange.seconds)}"
 
 
-# One reply's breaches of the reply rules: (rule, PASS/WARN/FAIL, what) per rule that applies.
-_Finding = tuple[str, Status, str]
-
-
-def reply_findings(exchange: Exchange) -> list[_Finding]:
-    """Judge a 200 reply with a node by the reply rules of CONTRACT §2–§3; [] when there is no node."""
-    node = exchange.node()
-    if node is None:
-        return []
-    value, _ = exchange.decoded()
-    found: list[_Finding] = []
-    phase = node.get("phase")
-    message = node.get("message")
-    if not isinstance(phase, str) or (message is not None and not isinstance(message, str)):
-        found.append(
-            ("reply-phase", "FAIL", "phase and message must be strings: the agent cannot decode the reply")
-        )
-        phase = ""
-    elif phase == "":
-        found.append(("reply-phase", "FAIL", "no phase: nothing is recorded, the node hangs unless requeued"))
-    elif phase not in AGENT_PHASES:
-        found.append(
-            ("reply-phase", "FAIL", f"phase {phase!r}: any other string leaves the workflow hanging")
-        )
-    requeue = value.get("requeue")
-    seconds: float | None = None
-    if requeue is not None:
-        if not isinstance(requeue, str):
-            found.append(
-                (
-                    "reply-requeue",
-                    "FAIL",
-                    f"requeue {json.dumps(requeue)} is a JSON {_json_kind(requeue)}, not a Go duration "
-                    'string such as "30s": the agent cannot decode it and the node fails',
-                )
-            )
-        else:
-            try:
-                seconds = parse_duration(requeue)
-            except ValueError:
-                found.append(
-                    (
-                        "reply-requeue",
-                        "FAIL",
-                        f'requeue "{requeue}" is not a Go duration: the node fails (time: invalid duration)',
-                    )
-                )
-    requeued = seconds is not None and seconds > 0  # `taskWorker` requeues only after a positive delay
-    if phase in ("Pending", "Running") and not requeued:
-        why = "no requeue" if requeue is None else f"requeue {json.dumps(requeue)}"
-        found.append(
-            ("reply-requeue", "FAIL", f"{phase} with {why}: the agent never calls again and the node hangs")
-        )
-    if phase in _TERMINAL and requeued:
-        if phase == "Succeeded":
-            found.append(
-                ("terminal-requeue", "WARN", f'Succeeded with requeue "{requeue}": ignored; drop it')
-            )
-        else:
-            found.append(
-                (
-                    "terminal-requeue",
-                    "FAIL",
-                    f'{phase} with requeue "{requeue}": the agent calls again after a terminal phase',
-                )
-            )
-    found.extend(("output-parameters", status, what) for status, what in _output_findings(node))
-    return found
-
-
-def _output_findings(node: dict[str, Any]) -> Iterable[tuple[Status, str]]:
-    outputs = node.get("outputs")
-    if outputs is None:
-        return
-    if not isinstance(outputs, dict):
-        yield "FAIL", f"outputs is a JSON {_json_kind(outputs)}: the agent cannot decode the reply"
-        return
-    parameters = outputs.get("parameters")
-    if parameters is None:
-        return
-    if not isinstance(parameters, list) or not all(isinstance(p, dict) for p in parameters):
-        yield "FAIL", "outputs.parameters must be a list of {name, value}: the agent cannot decode the reply"
-        return
-    for parameter in parameters:
-        name = parameter.get("name")
-        if not isinstance(name, str) or not name:
-            yield "FAIL", f"an output parameter without a name: {_clip(json.dumps(parameter), 80)}"
-            continue
-        value = parameter.get("value")
-        if isinstance(value, str):
-            continue
-        if isinstance(value, (bool, int, float)):
-            yield (
-                "WARN",
-                f"output {name!r} = {json.dumps(value)} is a JSON {_json_kind(value)}: Argo keeps its text, "
-                "but values are strings; send it as one",
-            )
-        else:
-            shown = "no value" if "value" not in parameter else f"value {_clip(json.dumps(value), 40)}"
-            yield "FAIL", f'output {name!r} has {shown}: Argo silently stores ""; encode it as a JSON string'
-
-
-REPLY_RULES: dict[str, str] = {
-    "reply-phase": "§2: send only Pending, Running, Succeeded, Failed or Error; any other string hangs the "
-    "workflow",
-    "reply-requeue": '§2–§3: requeue is a Go duration string ("30s"), a number fails the node; '
-    "Pending/Running without requeue is never called again",
-    "terminal-requeue": "§3: a terminal phase never carries a requeue (Failed/Error with one is called "
-    "again)",
-    "output-parameters": "§2: output parameter values are strings (JSON text for structures); objects, "
-    'arrays and null silently become ""',
-}
-
-
-def judge_replies(exchanges: Sequence[Exchange]) -> list[Verdict]:
-    """Judge every reply with a node by each reply rule: FAIL on any breach, WARN, else PASS with a tally.
-
-    With no reply that carries a node, each rule is a WARN: there was nothing to judge.
-    """
-    with_node = [e for e in exchanges if e.node() is not None]
-    if not with_node:
-        saw = "no reply with a node came back for its own key, so the reply's shape could not be judged"
-        return [Verdict(rule, "WARN", saw, contract) for rule, contract in REPLY_RULES.items()]
-    findings: dict[str, list[tuple[Status, str]]] = collections.defaultdict(list)
-    for exchange in with_node:
-        for rule, status, what in reply_findings(exchange):
-            findings[rule].append((status, f"{exchange.label}: {what}"))
-    phases = collections.Counter(str((e.node() or {}).get("phase") or "(no phase)") for e in with_node)
-    tally = f"{len(with_node)} replies with a node (" + ", ".join(f"{p}×{n}" for p, n in phases.items()) + ")"
-    verdicts = []
-    for rule, contract in REPLY_RULES.items():
-        breaches = findings.get(rule, [])
-        worst: Status = "PASS"
-        if any(status == "FAIL" for status, _ in breaches):
-            worst = "FAIL"
-        elif breaches:
-            worst = "WARN"
-        shown = [what for status, what in breaches if status == worst]
-        saw = tally + ("" if not shown else ": " + "; ".join(dict.fromkeys(shown)))
-        verdicts.append(Verdict(rule, worst, saw, contract))
-    return verdicts
-
-
 def judge_own(rule: str, exchange: Exchange, key: str, contract: str) -> Verdict:
     """PASS when a call of our key with the right token got 200 with a node; FAIL saying why otherwise."""
     problem = own_problem(exchange, key)
@@ -558,39 +377,6 @@ def judge_start(first: Exchange, seconds: float, limits: Limits) -> Verdict:
     if seconds > limits.start_warn:
         return Verdict("slow-start", "WARN", f"{saw}: close to the agent's patience (about 15 s)", C_START)
     return Verdict("slow-start", "PASS", saw, C_START)
-
-
-def agent_request(key: str, args: Any, template: str, rng: random.Random) -> dict[str, Any]:
-    """A template.execute body as the agent builds it (`executePluginTemplate`), for plugin `key`."""
-    uid = "-".join(f"{rng.getrandbits(size * 4):0{size}x}" for size in (8, 4, 4, 4, 12))
-    return {
-        "workflow": {"metadata": {"name": "argoplug-check", "namespace": "argo", "uid": uid}},
-        "template": {
-            "name": template,
-            "inputs": {},
-            "outputs": {},
-            "metadata": {},
-            "plugin": {key: copy.deepcopy(args)},
-        },
-    }
-
-
-def with_unknown_fields(body: dict[str, Any]) -> dict[str, Any]:
-    """`body` with fields a plugin may not know: Template fields Argo sends, and some no version has."""
-    extended = copy.deepcopy(body)
-    extended["argoplugCheckUnknown"] = {"nested": [1, "two", None]}
-    extended["workflow"]["metadata"]["argoplugCheckUnknown"] = "tolerate me"
-    template = extended["template"]
-    template["inputs"]["parameters"] = [{"name": "p", "value": "1", "description": "an input parameter"}]
-    template["metadata"] = {"labels": {"team": "ml"}, "annotations": {"example.com/owner": "check"}}
-    template.update(
-        timeout="1h",
-        activeDeadlineSeconds="3600",
-        retryStrategy={"limit": "2", "retryPolicy": "OnFailure"},
-        archiveLocation={"archiveLogs": False},
-        argoplugCheckUnknown={"x": 1},
-    )
-    return extended
 
 
 def _json_kind(value: Any) -> str:

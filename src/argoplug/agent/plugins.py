@@ -2,31 +2,31 @@
 
 A value names installed argoplug plugins (served together by one `argoplug serve`), an argoplug bundle, an
 Argo plugin folder or `plugin.yaml`, a built ConfigMap (whose container command is started here, on its
-declared port, with its token file), or the URL of a server already running. `agent/command.py` enters a
-`PluginSidecars` and hands its `endpoints` to the `AgentClient`.
+declared port, with its token file; `agent/containers.py`), or the URL of a server already running.
+`agent/command.py` enters a `PluginSidecars` and hands its `endpoints` to the `AgentClient`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import os
 import re
 import shlex
-import shutil
-import signal
 import socket
-import subprocess
-import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from argoplug.agent.client import PluginEndpoint
-from argoplug.sidecar import HEALTH_TIMEOUT, Sidecar, SidecarError, write_token_file
+from argoplug.agent.containers import (
+    STOP_TIMEOUT,
+    PluginError,
+    SidecarContainer,
+    _Process,
+    _TokenFile,
+    _yaml_documents,
+    load_container,
+)
+from argoplug.sidecar import HEALTH_TIMEOUT, Sidecar, SidecarError
 
 __all__ = [
     "STOP_TIMEOUT",
@@ -40,302 +40,6 @@ __all__ = [
 # Where a sidecar reads its token (CONTRACT §4): the agent's init container writes
 # /var/run/argo/<container>/token, mounted read-only at this path (workflow/controller/agent.go).
 TOKEN_PATH = Path("/var/run/argo/token")
-STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
-_CONFIGMAP_LABEL = ("workflows.argoproj.io/configmap-type", "ExecutorPlugin")
-_LOG_TAIL = 20
-
-
-class PluginError(Exception):
-    """A `--plugin` value that cannot be run here; the message names the value and what to do."""
-
-
-@dataclasses.dataclass(frozen=True)
-class SidecarContainer:
-    """What an Argo plugin folder or built ConfigMap runs as its sidecar, ready to start here.
-
-    `plugin`: the plugin's name; `source`: the file it came from; `argv`: `command` + `args`, with
-    Kubernetes' `$(VAR)` references to the container's env expanded; `port`: `ports[0].containerPort`,
-    where the agent calls it; `env`: the container's EnvVars with a `value`; `unresolved`: what cannot be
-    set here (`valueFrom`, `envFrom`); `server_file`: the `server.*` file whose text replaced `args`.
-    """
-
-    plugin: str
-    source: Path
-    name: str
-    image: str
-    argv: list[str]
-    port: int
-    env: dict[str, str]
-    unresolved: list[str]
-    working_dir: str = ""
-    server_file: str = ""
-
-
-def load_container(path: Path) -> SidecarContainer:
-    """Read the sidecar container of an Argo plugin folder, its `plugin.yaml`, or a built ConfigMap YAML.
-
-    A folder's `plugin.yaml` is parsed strictly and built as `argo executor-plugin build` would (a single
-    `server.*` file's text replaces `args`; cmd/argo/commands/executorplugin/build.go); a ConfigMap's
-    `sidecar.container` is read as the controller reads it (workflow/util/plugins/configmap.go). Raises
-    PluginError naming the file and the field.
-    """
-    from argoplug.build.argo import ArgoBuildError, configmap_manifest, load_plugin_manifest
-
-    folder = path if path.is_dir() else None
-    manifest_path = path / "plugin.yaml" if folder else path
-    documents = _yaml_documents(manifest_path)
-    kind = documents[0].get("kind") if documents else None
-    server_file = ""
-    if folder is not None or kind == "ExecutorPlugin":
-        folder = manifest_path.parent
-        try:
-            manifest = load_plugin_manifest(manifest_path.read_text(encoding="utf-8"))
-            servers = sorted(folder.glob("server.*"))
-            name = manifest.get("metadata", {}).get("name", "")
-            if len(servers) > 1:
-                raise ArgoBuildError(f"plugin {name} has more than one server.* file")
-            server_text = servers[0].read_text(encoding="utf-8") if servers else None
-            server_file = servers[0].name if servers else ""
-            configmap = configmap_manifest(manifest, server_text=server_text)
-        except (ArgoBuildError, OSError, UnicodeDecodeError) as exc:
-            raise PluginError(f"{manifest_path}: {exc}") from None
-    elif kind == "ConfigMap":
-        configmap = documents[0]
-    else:
-        raise PluginError(
-            f"{manifest_path}: expected kind ExecutorPlugin (plugin.yaml) or ConfigMap (built by argo "
-            f"executor-plugin build), got kind {kind!r}"
-        )
-    return _container(configmap, manifest_path, server_file)
-
-
-def _yaml_documents(path: Path) -> list[dict[str, Any]]:
-    try:
-        documents = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PluginError(f"cannot read {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise PluginError(f"{path} is not valid YAML: {exc}") from None
-    if not all(isinstance(d, dict) for d in documents):
-        raise PluginError(f"{path}: expected YAML mappings (Kubernetes objects)")
-    return documents
-
-
-def _container(configmap: Mapping[str, Any], path: Path, server_file: str) -> SidecarContainer:
-    metadata = configmap.get("metadata") or {}
-    if (metadata.get("labels") or {}).get(_CONFIGMAP_LABEL[0]) != _CONFIGMAP_LABEL[1]:
-        raise PluginError(
-            f"{path}: ConfigMap {metadata.get('name')!r} is not an executor plugin: the controller only "
-            f"reads ConfigMaps labelled {_CONFIGMAP_LABEL[0]}: {_CONFIGMAP_LABEL[1]}"
-        )
-    plugin = str(metadata.get("name", "")).removesuffix("-executor-plugin")
-    text = (configmap.get("data") or {}).get("sidecar.container")
-    try:
-        container = yaml.safe_load(text) if isinstance(text, str) else None
-    except yaml.YAMLError as exc:
-        raise PluginError(f"{path}: data.sidecar.container is not valid YAML: {exc}") from None
-    if not isinstance(container, dict):
-        raise PluginError(f"{path}: data.sidecar.container: expected the sidecar's Container as YAML text")
-    where = f"{path}: plugin {plugin}: container"
-    image = str(container.get("image", ""))
-    ports = container.get("ports")
-    first = ports[0] if isinstance(ports, list) and ports else None
-    port = first.get("containerPort") if isinstance(first, dict) else None
-    if not isinstance(port, int) or not 0 < port < 65536:
-        raise PluginError(
-            f"{where}.ports[0].containerPort: expected a port number, got {port!r}: Argo's agent calls a "
-            "plugin at http://localhost:<ports[0].containerPort> (workflow/controller/agent.go)"
-        )
-    command, args = container.get("command") or [], container.get("args") or []
-    for field, value in (("command", command), ("args", args)):
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise PluginError(f"{where}.{field}: expected a list of strings, got {_show(value)}")
-    if not command:
-        raise PluginError(
-            f"{where}.command is not set: the sidecar runs the ENTRYPOINT of image {image or '(none)'}, "
-            f"which cannot be known here; run the image yourself and pass --plugin http://localhost:{port}"
-        )
-    env: dict[str, str] = {}
-    unresolved = [f"envFrom {_show(source)}" for source in container.get("envFrom") or []]
-    for var in container.get("env") or []:
-        if not isinstance(var, dict) or not var.get("name"):
-            raise PluginError(f"{where}.env: expected EnvVars (name, value or valueFrom), got {_show(var)}")
-        if "valueFrom" in var:
-            unresolved.append(f"{var.get('name')} (valueFrom)")
-        else:
-            env[str(var.get("name"))] = _expand(str(var.get("value", "")), env)
-    return SidecarContainer(
-        plugin=plugin,
-        source=path,
-        name=str(container.get("name", "")),
-        image=image,
-        argv=[_expand(str(item), env) for item in [*command, *args]],
-        port=port,
-        env=env,
-        unresolved=unresolved,
-        working_dir=str(container.get("workingDir", "")),
-        server_file=server_file,
-    )
-
-
-_REFERENCE = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
-
-
-def _expand(text: str, env: Mapping[str, str]) -> str:
-    """Expand `$(NAME)` with the container's env as the kubelet does: `$$` is `$`, unknown names stay."""
-
-    def replace(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        return env.get(match.group(1), match.group(0))
-
-    return _REFERENCE.sub(replace, text)
-
-
-def _show(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
-
-
-class _TokenFile:
-    """A token file for started plugins: an existing readable one is used as it is, else one is written."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.created_dirs: list[Path] = []
-        self.created = False
-        self.token = ""
-
-    def acquire(self, plugin: str) -> str:
-        if self.path.is_file():
-            try:
-                self.token = self.path.read_text().strip()
-            except OSError as exc:
-                raise PluginError(
-                    f"plugin {plugin}: the token file {self.path} exists but cannot be read "
-                    f"({exc.strerror}); give another path with --plugin-token-file PATH"
-                ) from None
-            return self.token
-        try:
-            missing = [p for p in [self.path.parent, *self.path.parent.parents] if not p.exists()]
-            for folder in reversed(missing):
-                folder.mkdir(mode=0o770)
-                self.created_dirs.insert(0, folder)
-            self.token = write_token_file(self.path)
-        except OSError as exc:
-            raise PluginError(
-                f"plugin {plugin}: cannot write the token file {self.path} ({exc.strerror or exc}): the "
-                "plugin expects it there, as Argo's agent mounts it; run as a user who may create it, or "
-                "give another path with --plugin-token-file PATH (and have the plugin read it there)"
-            ) from None
-        self.created = True
-        return self.token
-
-    def describe(self) -> str:
-        if self.created:
-            return f"{self.path} (a fresh token, mode 0440; removed after the run)"
-        return f"{self.path} (already there: its token is used, the file is left as it is)"
-
-    def release(self) -> None:
-        if self.created:
-            self.path.unlink(missing_ok=True)
-            for folder in self.created_dirs:
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
-            self.created = False
-
-
-class _Process:
-    """A sidecar container's command started here, in its own process group, logging to `log_path`."""
-
-    def __init__(self, container: SidecarContainer, env: Mapping[str, str], log_path: Path) -> None:
-        self.container = container
-        self.env = env
-        self.log_path = log_path
-        self.url = f"http://localhost:{container.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float) -> None:
-        c = self.container
-        executable = shutil.which(c.argv[0], path=self.env.get("PATH"))
-        if executable is None:
-            raise PluginError(
-                f"plugin {c.plugin} ({c.source}): its command {c.argv[0]!r} is not found here (not on PATH), "
-                f"it was meant to run in image {c.image or '(none)'}; install it, or run the image yourself "
-                f"and pass --plugin http://localhost:{c.port}"
-            )
-        if _listening(c.port):
-            raise PluginError(
-                f"plugin {c.plugin} ({c.source}): port {c.port} (its ports[0].containerPort) is already in "
-                f"use here; stop what listens there, or pass --plugin http://localhost:{c.port} to use it"
-            )
-        try:
-            with self.log_path.open("ab") as log:
-                self.process = subprocess.Popen(
-                    [executable, *c.argv[1:]],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=dict(self.env),
-                    start_new_session=True,  # its own process group: stop() reaches what it spawned
-                )
-        except OSError as exc:
-            raise PluginError(f"plugin {c.plugin} ({c.source}): cannot start {executable}: {exc}") from None
-        deadline = time.monotonic() + timeout
-        while not _listening(c.port):
-            code = self.process.poll()
-            if code is not None:
-                raise PluginError(
-                    f"plugin {c.plugin} ({c.source}): `{self.command_line()}` exited with code {code} before "
-                    f"listening on port {c.port}; its output:\n{self.tail()}"
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise PluginError(
-                    f"plugin {c.plugin} ({c.source}): `{self.command_line()}` did not listen on port "
-                    f"{c.port} within {timeout:g}s (Argo's agent gives a sidecar about 15 s, CONTRACT §3); "
-                    f"its output:\n{self.tail()}"
-                )
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        """SIGTERM to the process group, as Kubernetes stops a container; SIGKILL after STOP_TIMEOUT."""
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-    def command_line(self) -> str:
-        """The command for messages: a script argument is shown as `<server.py: N lines>`."""
-        shown = []
-        for arg in self.container.argv:
-            if "\n" in arg:
-                what = self.container.server_file or "script"
-                shown.append(f"<{what}: {len(arg.splitlines())} lines>")
-            else:
-                shown.append(shlex.quote(arg))
-        return " ".join(shown)
-
-    def tail(self) -> str:
-        try:
-            lines = self.log_path.read_text(errors="replace").splitlines()[-_LOG_TAIL:]
-        except OSError:
-            lines = []
-        return "\n".join(f"  {line}" for line in lines) if lines else "  (no output)"
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("localhost", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 class PluginSidecars:
