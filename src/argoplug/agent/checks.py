@@ -11,7 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from argoplug.agent.dag import TASK_RESULTS, ancestors, cycle, depends_logic, task_results
+from argoplug.agent.dag import ancestors, cycle, depends_logic, task_results
+from argoplug.agent.expressions import TASK_RESULTS
 from argoplug.agent.substitution import RETRY_VARIABLES, global_values, tags, unresolved
 from argoplug.agent.workflow import TemplateSet, Workflow, WorkflowError
 

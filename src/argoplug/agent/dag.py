@@ -8,14 +8,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from argoplug.agent.expressions import DEPENDS_NAME, bare_name_logic, expand_bare_names
 from argoplug.agent.nodes import Node, NodePhase, NodeType
 
 __all__ = [
-    "TASK_RESULTS",
     "ancestors",
     "assess_dag",
     "cycle",
@@ -24,20 +23,6 @@ __all__ = [
     "target_tasks",
     "task_results",
 ]
-
-# `taskNameRegex` and `taskResultRegex` of ancestry.go: `A.Succeeded`, or a bare task name `A`.
-_TASK_NAME = re.compile(r"([a-zA-Z0-9][-a-zA-Z0-9]*?\.[A-Z][a-zA-Z]+)|([a-zA-Z0-9][-a-zA-Z0-9]*)")
-_TASK_RESULT = re.compile(r"([a-zA-Z0-9][-a-zA-Z0-9]*?\.[A-Z][a-zA-Z]+)")
-TASK_RESULTS = (
-    "Succeeded",
-    "Failed",
-    "Errored",
-    "Skipped",
-    "Omitted",
-    "Daemoned",
-    "AnySucceeded",
-    "AllFailed",
-)
 
 
 def depends_logic(name: str, tasks: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], str]:
@@ -53,36 +38,29 @@ def depends_logic(name: str, tasks: Mapping[str, Mapping[str, Any]]) -> tuple[li
     else:
         logic = " && ".join(_expanded(dep, tasks.get(dep, {})) for dep in task.get("dependencies") or [])
     names: list[str] = []
-    bare: list[tuple[str, int, int]] = []
-    for match in _TASK_NAME.finditer(logic):
-        if match.group(1) is not None:
-            dep = match.group(1).split(".")[0]
-        else:
-            dep = match.group(2)
-            bare.append((dep, match.start(2), match.end(2)))
+    for match in DEPENDS_NAME.finditer(logic):
+        dep = (match.group(1) or match.group(2)).split(".")[0]
         if dep not in names:
             names.append(dep)
-    for dep, start, end in reversed(bare):
-        logic = logic[:start] + _expanded(dep, tasks.get(dep, {})) + logic[end:]
-    return names, logic
+    return names, expand_bare_names(logic, lambda dep: _expanded(dep, tasks.get(dep, {})))
 
 
 def _expanded(name: str, task: Mapping[str, Any]) -> str:
-    results = ["Succeeded", "Skipped", "Daemoned"]
     continue_on = task.get("continueOn") or {}
-    if continue_on.get("error"):
-        results.append("Errored")
-    if continue_on.get("failed"):
-        results.append("Failed")
-    return "(" + " || ".join(f"{name}.{result}" for result in results) + ")"
+    return bare_name_logic(
+        name,
+        continue_on_error=bool(continue_on.get("error")),
+        continue_on_failed=bool(continue_on.get("failed")),
+    )
 
 
 def task_results(depends: str) -> list[tuple[str, str]]:
     """The `(task, result)` pairs a `depends` expression names explicitly (`ValidateTaskResults`)."""
     pairs = []
-    for match in _TASK_RESULT.finditer(depends):
-        task, result = match.group(1).split(".", 1)
-        pairs.append((task, result))
+    for match in DEPENDS_NAME.finditer(depends):
+        if match.group(1):
+            task, result = match.group(1).split(".", 1)
+            pairs.append((task, result))
     return pairs
 
 

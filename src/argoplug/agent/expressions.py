@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from argoplug.agent.expression_eval import Evaluator
@@ -16,14 +16,18 @@ from argoplug.agent.expression_parser import ExpressionError, parse
 from argoplug.agent.expression_values import FunctionError, go_format, go_json
 
 __all__ = [
+    "DEPENDS_NAME",
+    "TASK_RESULTS",
     "ExpressionError",
     "TaskResult",
+    "bare_name_logic",
     "depends_tasks",
     "env_from_scope",
     "evaluate",
     "evaluate_depends",
     "evaluate_when",
     "expand",
+    "expand_bare_names",
 ]
 
 
@@ -150,9 +154,9 @@ class TaskResult:
     continue_on_error: bool = False
 
 
-# workflow/common/ancestry.go: `A.Result` or a bare task name `A`.
-_DEPENDS_NAME = re.compile(r"([a-zA-Z0-9][-a-zA-Z0-9]*?\.[A-Z][a-zA-Z]+)|([a-zA-Z0-9][-a-zA-Z0-9]*)")
-_TASK_RESULTS = (
+# `taskNameRegex` of workflow/common/ancestry.go: `A.Result` (group 1) or a bare task name `A` (group 2).
+DEPENDS_NAME = re.compile(r"([a-zA-Z0-9][-a-zA-Z0-9]*?\.[A-Z][a-zA-Z]+)|([a-zA-Z0-9][-a-zA-Z0-9]*)")
+TASK_RESULTS = (
     "Succeeded",
     "Failed",
     "Errored",
@@ -172,14 +176,33 @@ def depends_tasks(expression: str) -> list[str]:
     (`task result 'Done' for task 'A' is invalid`, `ValidateTaskResults`).
     """
     names: list[str] = []
-    for match in _DEPENDS_NAME.finditer(expression):
+    for match in DEPENDS_NAME.finditer(expression):
         name, _, result = (match.group(1) or match.group(2)).partition(".")
-        if result and result not in _TASK_RESULTS:
+        if result and result not in TASK_RESULTS:
             problem = f"task result '{result}' for task '{name}' is invalid"
             raise ExpressionError(problem, expression, match.start(), what="depends")
         if name not in names:
             names.append(name)
     return names
+
+
+def bare_name_logic(name: str, *, continue_on_error: bool = False, continue_on_failed: bool = False) -> str:
+    """What a bare task name `A` means in `depends`: `(A.Succeeded || A.Skipped || A.Daemoned)`, plus
+    `A.Errored` / `A.Failed` when A has `continueOn` error / failed (`expandDependency`, ancestry.go)."""
+    results = ["Succeeded", "Skipped", "Daemoned"]
+    if continue_on_error:
+        results.append("Errored")
+    if continue_on_failed:
+        results.append("Failed")
+    return "(" + " || ".join(f"{name}.{result}" for result in results) + ")"
+
+
+def expand_bare_names(expression: str, logic_of: Callable[[str], str]) -> str:
+    """Replace every bare task name of a `depends` expression by `logic_of(name)` (`bare_name_logic`)."""
+    for match in reversed(list(DEPENDS_NAME.finditer(expression))):
+        if match.group(2):
+            expression = expression[: match.start()] + logic_of(match.group(2)) + expression[match.end() :]
+    return expression
 
 
 def evaluate_depends(expression: str, tasks: Mapping[str, TaskResult]) -> bool | None:
@@ -195,14 +218,14 @@ def evaluate_depends(expression: str, tasks: Mapping[str, TaskResult]) -> bool |
     names = depends_tasks(expression)
     if not all(name in tasks and _fulfilled(tasks[name]) for name in names):
         return None
-    logic = expression
-    for match in reversed(list(_DEPENDS_NAME.finditer(expression))):
-        if match.group(2):
-            name, result = match.group(2), tasks[match.group(2)]
-            extra = [("Errored", result.continue_on_error), ("Failed", result.continue_on_failed)]
-            expanded = [f"{name}.{r}" for r in ("Succeeded", "Skipped", "Daemoned")]
-            expanded += [f"{name}.{r}" for r, wanted in extra if wanted]
-            logic = logic[: match.start()] + "(" + " || ".join(expanded) + ")" + logic[match.end() :]
+    logic = expand_bare_names(
+        expression,
+        lambda name: bare_name_logic(
+            name,
+            continue_on_error=tasks[name].continue_on_error,
+            continue_on_failed=tasks[name].continue_on_failed,
+        ),
+    )
     logic = logic.replace("-", "_")  # Argo's, so that task names become expr names
     env = {name.replace("-", "_"): _task_results(tasks[name]) for name in names}
     try:
