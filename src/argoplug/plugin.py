@@ -37,6 +37,7 @@ __all__ = [
     "Task",
     "TemporaryError",
     "idempotency_key",
+    "short_repr",
 ]
 
 log = logging.getLogger("argoplug.plugin")
@@ -337,7 +338,7 @@ class Plugin(Generic[ArgsT]):
 def _argument_problems(block: Any, args_type: Any) -> list[str]:
     """List every field of `block` that does not convert to its field type in `args_type`."""
     if not isinstance(block, Mapping):
-        return [f"expected an object of arguments, got {_show(block)}"]
+        return [f"expected an object of arguments, got {short_repr(block)}"]
     try:
         info = msgspec.inspect.type_info(args_type)
     except Exception:  # not introspectable: fall back to msgspec's own message
@@ -357,7 +358,7 @@ def _argument_problems(block: Any, args_type: Any) -> list[str]:
         try:
             msgspec.convert(value, annotation, strict=False)
         except msgspec.ValidationError as exc:
-            problems.append(f"`{field.encode_name}`: {_expected(exc, annotation)}, got {_show(value)}")
+            problems.append(f"`{field.encode_name}`: {_expected(exc, annotation)}, got {short_repr(value)}")
     if info.forbid_unknown_fields:
         for name in block:
             if name not in known:
@@ -429,7 +430,8 @@ def _choices(info: Any) -> list[Any] | None:
     return None
 
 
-def _show(value: Any, limit: int = 80) -> str:
+def short_repr(value: Any, limit: int = 80) -> str:
+    """Return `value` as a problem message quotes it: its repr, cut to `limit` characters."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

@@ -14,12 +14,11 @@ import sys
 from pathlib import Path
 
 from argoplug import __version__
+from argoplug.build.bundle import EXECUTOR_PLUGIN_SUFFIX, MAX_NAME_LENGTH
 
 __all__ = ["MAX_NAME_LENGTH", "ScaffoldError", "check_name", "init_plugin"]
 
 # The name becomes the Kubernetes object and container name `<name>-executor-plugin`: a DNS-1123 label.
-EXECUTOR_PLUGIN_SUFFIX = "-executor-plugin"
-MAX_NAME_LENGTH = 63 - len(EXECUTOR_PLUGIN_SUFFIX)
 _NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 # Top-level modules the generated package must not shadow beyond those importable here: pytest's test
 # folders (`tests` holds the package's own tests; `test` is stdlib's, left out of stdlib_module_names).

@@ -27,8 +27,10 @@ __all__ = [
     "DEFAULT_LIMITS",
     "DEFAULT_NAMESPACES",
     "DEFAULT_REQUESTS",
+    "EXECUTOR_PLUGIN_SUFFIX",
     "IMAGE_UID",
     "MAX_NAME_LENGTH",
+    "ROLE_ARN",
     "Bundle",
     "BundleError",
     "Resources",
@@ -42,7 +44,8 @@ __all__ = [
 DEFAULT_ARGO_VERSION = ">= v3.3"
 DEFAULT_NAMESPACES = ("argo",)
 # `<name>-executor-plugin` names the sidecar container, a DNS-1123 label of at most 63 characters.
-MAX_NAME_LENGTH = 63 - len("-executor-plugin")
+EXECUTOR_PLUGIN_SUFFIX = "-executor-plugin"
+MAX_NAME_LENGTH = 63 - len(EXECUTOR_PLUGIN_SUFFIX)
 # The uid of the user the generated Dockerfile creates and switches to (`runAsUser` must match it).
 IMAGE_UID = 1000
 
@@ -74,7 +77,7 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 # IAM role ARNs (IAM User Guide, "IAM identifiers"): partition, 12-digit account, role path and name.
-_ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
+ROLE_ARN = re.compile(r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):role/[\w+=,.@/-]{1,512}$")
 # What each field holds, in the words of a problem message ("<field>: expected <this>, got ...").
 _FIELD_EXPECTED = {
     "name": "the plugin's name, a DNS-1123 label (lower-case letters, digits, '-')",
@@ -178,7 +181,7 @@ class Bundle(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     @property
     def sidecar_name(self) -> str:
         """`<name>-executor-plugin`: the ConfigMap, container and ServiceAccount name Argo expects."""
-        return f"{self.name}-executor-plugin"
+        return self.name + EXECUTOR_PLUGIN_SUFFIX
 
     @property
     def agent_service_account(self) -> str:
@@ -387,7 +390,7 @@ def _quantity_text(quantity: Quantity) -> str:
 def _service_account_problems(bundle: Bundle) -> list[str]:
     account = bundle.service_account
     problems: list[str] = []
-    if account.iam_role_arn and not _ROLE_ARN.match(account.iam_role_arn):
+    if account.iam_role_arn and not ROLE_ARN.match(account.iam_role_arn):
         problems.append(
             "serviceAccount.iamRoleArn: expected an IAM role ARN like arn:aws:iam::123456789012:role/name, "
             f"got {_show(account.iam_role_arn)}"

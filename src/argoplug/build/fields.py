@@ -14,6 +14,8 @@ from typing import Any
 
 import msgspec
 
+from argoplug.plugin import short_repr
+
 __all__ = ["show", "type_problems"]
 
 # msgspec's type names in words.
@@ -71,8 +73,7 @@ def type_problems(
 
 def show(value: Any) -> str:
     """Return `value` as a problem message quotes it: its repr, cut to 80 characters."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return short_repr(value, 80)
 
 
 def _value_problems(value: Any, annotation: Any, path: str, expected: Mapping[str, str]) -> list[str]:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from argoplug.build.bundle import Bundle, BundleError
+from argoplug.build.bundle import ROLE_ARN, Bundle, BundleError
 
 __all__ = [
     "ACCOUNT_PLACEHOLDER",
@@ -31,7 +31,6 @@ _STATEMENT_KEYS = ("Sid", "Effect", "Action", "Resource", "Condition")
 # `service:Action`, no wildcard: a plugin names the calls it makes.
 _ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
 _SID = re.compile(r"^[A-Za-z0-9]+$")  # IAM allows only ASCII letters and digits in a Sid
-_ROLE_ARN = re.compile(r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):role/")
 
 
 def permissions_policy(contributed: Sequence[tuple[str, Any]]) -> dict[str, Any] | None:
@@ -81,7 +80,7 @@ def trust_policy(bundle: Bundle) -> dict[str, Any]:
     `sub` is `system:serviceaccount:<namespace>:<account>` for each namespace, its `aud` is
     `sts.amazonaws.com` (EKS user guide, "Assign IAM roles to Kubernetes service accounts").
     """
-    match = _ROLE_ARN.match(bundle.service_account.iam_role_arn)
+    match = ROLE_ARN.match(bundle.service_account.iam_role_arn)
     partition = match.group("partition") if match else "aws"
     account = match.group("account") if match else ACCOUNT_PLACEHOLDER
     provider = bundle.service_account.oidc_provider or OIDC_PLACEHOLDER
