@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from argoplug.agent.humanize import duration
 from argoplug.agent.nodes import Node, NodePhase, NodeType, WorkflowStatus
-from argoplug.agent.retries import Decision, decide, humanize, is_transient, parse_duration_string
+from argoplug.agent.retries import Decision, decide, is_transient, parse_duration_string
 from argoplug.agent.substitution import SetupError
 from argoplug.protocol import Outputs
 
@@ -254,7 +255,7 @@ def test_decide_follows_argos_order():
     ],
 )
 def test_humanize_words_durations_as_argo(seconds, text):
-    assert humanize(seconds) == text
+    assert duration(seconds) == text
 
 
 def test_durations_and_transient_errors(monkeypatch):

@@ -3,7 +3,8 @@
 `decide` is `processNodeRetries` (`workflow/controller/operator.go`): limit, retryPolicy (default OnFailure,
 Always with an expression), backoff (duration, factor, cap, maxDuration) and `expression`; `is_transient`
 is `util/errors.IsTransientErr` for OnTransientError; `parse_duration_string` is `ParseStringToDuration`;
-`humanize` words a wait as `Backoff for 2 seconds`. The engine's retry loop calls `decide` after each attempt.
+the wait is worded by `humanize.duration` (`Backoff for 2 seconds`). The engine's retry loop calls
+`decide` after each attempt.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from argoplug.agent.humanize import duration
 from argoplug.agent.nodes import Node, NodePhase
 from argoplug.agent.substitution import SetupError
 from argoplug.protocol import parse_duration
@@ -24,7 +26,6 @@ __all__ = [
     "Decision",
     "attempt_values",
     "decide",
-    "humanize",
     "is_transient",
     "parse_duration_string",
     "retry_strategy",
@@ -111,7 +112,7 @@ def decide(
                     finish=True, phase=last.phase, message="Backoff would exceed max duration limit"
                 )
         if not waited and since_last < wait and limit is not None and len(attempts) <= limit:
-            return Decision(wait=wait - since_last, message=f"Backoff for {humanize(wait)}")
+            return Decision(wait=wait - since_last, message=f"Backoff for {duration(wait)}")
     policy = str(strategy.get("retryPolicy") or ("Always" if strategy.get("expression") else "OnFailure"))
     if policy not in POLICIES:
         raise SetupError(f"{policy} is not a valid RetryPolicy")
@@ -214,31 +215,3 @@ def is_transient(message: str) -> bool:
         return re.search(pattern, message) is not None
     except re.error:
         return False
-
-
-_UNITS = ((3600.0, "hour"), (60.0, "minute"), (1.0, "second"))
-
-
-def humanize(seconds: float) -> str:
-    """A duration as Argo words it (`humanize.Duration`): `0 seconds`, `1 second`, `1 minute 30 seconds`."""
-    seconds = max(seconds, 0.0)
-    if seconds < 60:
-        return _truncated(seconds)
-    if seconds < 3600:
-        return f"{_truncated(seconds)} {int(seconds % 60)} seconds"
-    if seconds < 86400:
-        return f"{_truncated(seconds)} {int((seconds / 60) % 60)} minutes"
-    return f"{_truncated(seconds)} {int((seconds / 3600) % 24)} hours"
-
-
-def _truncated(seconds: float) -> str:
-    if seconds < 1:
-        return "0 seconds"
-    if seconds >= 86400:
-        days = int(seconds // 86400)
-        return "1 day" if days == 1 else f"{days} days"
-    for size, unit in _UNITS:
-        if seconds >= size:
-            count = int(seconds // size)
-            return f"1 {unit}" if count == 1 else f"{count} {unit}s"
-    return "0 seconds"
