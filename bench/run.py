@@ -527,8 +527,8 @@ def heavy_modules(plugins: Sequence[str]) -> dict[str, Any]:
     code = (
         "import json, sys\n"
         "import argoplug.server as server\n"
-        "def report(plugins, *, host, port, settings):\n"
-        "    server.create_app(plugins, settings)\n"
+        "def report(plugins, *, host, port, settings, hooks=None):\n"
+        "    server.create_app(plugins, settings, hooks=hooks)\n"
         "    import uvicorn  # as serve() does before it listens\n"
         "    print(json.dumps({'keys': sorted(p.key for p in plugins), 'modules': len(sys.modules),\n"
         f"                      'imported': [m for m in {HEAVY!r} if m in sys.modules]}}))\n"
