@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from argoplug.sandbox import AwsSandbox, SandboxPipeline
+from argoplug.aws.sandbox import AwsSandbox, SandboxPipeline
 from argoplug.sidecar import Sidecar
 from argoplug.testing import make_request
 

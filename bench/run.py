@@ -533,7 +533,7 @@ def heavy_modules(plugins: Sequence[str]) -> dict[str, Any]:
         "    print(json.dumps({'keys': sorted(p.key for p in plugins), 'modules': len(sys.modules),\n"
         f"                      'imported': [m for m in {HEAVY!r} if m in sys.modules]}}))\n"
         "server.serve = report\n"
-        "from argoplug.console import serve\n"
+        "from argoplug.cli.serve import serve\n"
         f"serve({args!r})\n"
     )
     env = {**os.environ, "PYTHONPATH": str(BENCH) + os.pathsep + os.environ.get("PYTHONPATH", "")}

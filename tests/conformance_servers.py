@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from argoplug.conformance import Launched, Launcher
+from argoplug.conformance.driver import Launched, Launcher
 
 HELLO_SERVER = Path(__file__).parent / "vectors" / "hello-plugin-src" / "server.py"
 

@@ -178,7 +178,7 @@ def test_serve_imports_neither_typer_nor_pydantic() -> None:
     code = (
         "import sys\n"
         "sys.argv = ['argoplug', 'serve', '--plugin', 'no-such-plugin']\n"
-        "from argoplug.console import main\n"
+        "from argoplug.cli import main\n"
         "try:\n"
         "    main()\n"
         "except SystemExit as exc:\n"
@@ -197,7 +197,7 @@ def test_serve_help_and_the_typer_passthrough_show_the_same_options() -> None:
         assert option in direct.stdout
     from typer.testing import CliRunner
 
-    from argoplug.cli import app
+    from argoplug.cli.commands import app
 
     passed_on = CliRunner().invoke(app, ["serve", "--port", "not-a-port"])
     assert passed_on.exit_code == 2

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-import argoplug.conformance
-import argoplug.conformance_command
+import argoplug.conformance.command
+import argoplug.conformance.driver
 from argoplug import Plugin, Result, Task
-from argoplug.conformance import (
+from argoplug.conformance.command import check_command
+from argoplug.conformance.driver import (
     Launched,
     LaunchError,
     Limits,
@@ -23,10 +24,9 @@ from argoplug.conformance import (
     check_launched,
     run_checks,
 )
-from argoplug.conformance_command import check_command
-from argoplug.conformance_replies import reply_findings
-from argoplug.conformance_rules import Exchange
-from argoplug.conformance_vectors import VECTORS
+from argoplug.conformance.replies import reply_findings
+from argoplug.conformance.rules import Exchange
+from argoplug.conformance.vectors import VECTORS
 from argoplug.testing import LiveServer
 from conformance_servers import HELLO_SERVER, Behaviour, ContractServer, hello_launcher
 from sample_plugins import greet
@@ -309,7 +309,7 @@ def test_a_server_that_does_not_start_fails_the_start() -> None:
                 "slow-start",
                 "FAIL",
                 "it did not start: exited with code 1 before answering",
-                argoplug.conformance.C_START,
+                argoplug.conformance.driver.C_START,
             )
         ]
     }
@@ -382,7 +382,7 @@ def test_a_servers_other_keys_are_not_foreign_to_it() -> None:
 def test_without_a_token_the_own_key_rules_are_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(argoplug.conformance_command, "DEFAULT_TOKEN_FILE", str(tmp_path / "absent"))
+    monkeypatch.setattr(argoplug.conformance.command, "DEFAULT_TOKEN_FILE", str(tmp_path / "absent"))
     with LiveServer([greet]) as server:
         code, out = run_command(server.url)
     assert code == 0, out
@@ -428,7 +428,7 @@ def test_an_argoplug_plugin_that_cannot_load_fails_its_start(monkeypatch: pytest
 
 
 def _can_run_the_hello_manifest() -> str:
-    token = Path(argoplug.conformance_command.DEFAULT_TOKEN_FILE)
+    token = Path(argoplug.conformance.command.DEFAULT_TOKEN_FILE)
     parent = next(p for p in [token.parent, *token.parent.parents] if p.exists())
     if not token.exists() and not os.access(parent, os.W_OK):
         return f"{token} cannot be created here (not root): the hello manifest reads its token there"

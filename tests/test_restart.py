@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from moto.sagemaker import models as sagemaker_models
 
-from argoplug.sandbox import AwsSandbox, SandboxPipeline
+from argoplug.aws.sandbox import AwsSandbox, SandboxPipeline
 from argoplug.testing import Sidecar, make_request
 
 ACCOUNT, REGION = "100000000002", "us-west-2"

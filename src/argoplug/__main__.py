@@ -1,5 +1,5 @@
 """`python -m argoplug`: the CLI."""
 
-from argoplug.console import main
+from argoplug.cli import main
 
 main()

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from argoplug.agent.expression_functions import FunctionError, go_format, go_json, jsonpath
 from argoplug.agent.expressions import (
     ExpressionError,
     TaskResult,
@@ -22,6 +21,7 @@ from argoplug.agent.expressions import (
     evaluate_when,
     expand,
 )
+from argoplug.agent.expressions.functions import FunctionError, go_format, go_json, jsonpath
 
 SCOPE = {
     "inputs.parameters.message": "hello world",

@@ -13,9 +13,9 @@ import pytest
 from sagemaker_support import ACCOUNT, REGION, FakeClock, Stubs
 
 from argoplug import aws
+from argoplug.aws.sandbox import AwsSandbox, SandboxPipeline
 from argoplug.jobs import JobTracker
 from argoplug.plugins import sagemaker
-from argoplug.sandbox import AwsSandbox, SandboxPipeline
 from argoplug.testing import LiveServer
 
 # Variables that would let botocore find credentials or endpoints outside the test's control.

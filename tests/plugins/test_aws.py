@@ -197,7 +197,7 @@ def test_importing_the_plugin_modules_imports_no_aws_sdk() -> None:
         """
         import json, sys, time
         started = time.perf_counter()
-        import argoplug.aws, argoplug.sandbox, argoplug.plugins.sagemaker
+        import argoplug.aws, argoplug.aws.sandbox, argoplug.plugins.sagemaker
         elapsed = time.perf_counter() - started
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("boto3", "botocore", "moto"))
         print(json.dumps({"heavy": heavy, "elapsed": elapsed}))

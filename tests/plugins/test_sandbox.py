@@ -1,4 +1,4 @@
-"""argoplug.sandbox: the AWS sandbox of `argoplug run --aws-sandbox`, its FILE, and a sidecar using it."""
+"""argoplug.aws.sandbox: the AWS sandbox of `argoplug run --aws-sandbox`, its FILE, and a sidecar using it."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from argoplug import aws
-from argoplug.sandbox import DEFAULT_DEFINITION, AwsSandbox, SandboxError
+from argoplug.aws.sandbox import DEFAULT_DEFINITION, AwsSandbox, SandboxError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sagemaker" / "sandbox.yaml"
 

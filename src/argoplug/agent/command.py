@@ -1,8 +1,8 @@
 """The `argoplug run` command: a Workflow run locally, its plugins run as real sidecar subprocesses.
 
-`cli.py` registers `run`. It loads and checks the files (`workflow`, `checks.check`), starts a sidecar for
-each `--plugin` as Argo's agent pod has them (`agent.plugins`), optionally with an AWS sandbox, runs the
-workflow through the engine and the agent client, and prints the report. Heavy imports happen inside
+`argoplug.cli.commands` registers `run`. It loads and checks the files (`workflow`, `checks.check`), starts a
+sidecar for each `--plugin` as Argo's agent pod has them (`agent.plugins`), optionally with an AWS sandbox,
+runs the workflow through the engine and the agent client, and prints the report. Heavy imports happen inside
 `run`, so that importing the CLI stays fast.
 """
 
@@ -251,7 +251,7 @@ def _enter_sandbox(
 ) -> dict[str, str]:
     """Start the AWS sandbox described by `path` for the run; return the environment the sidecar needs."""
     try:
-        from argoplug.sandbox import AwsSandbox, SandboxError
+        from argoplug.aws.sandbox import AwsSandbox, SandboxError
     except ImportError as exc:
         errors.print(
             f"argoplug run: --aws-sandbox needs the sandbox extra ({exc}): pip install 'argoplug[sandbox]'",

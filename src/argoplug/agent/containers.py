@@ -2,7 +2,7 @@
 
 `SidecarContainer` is the container as Kubernetes would run it (`$(VAR)` expanded); `_Process` starts its
 command on its port and `_TokenFile` gives it a token file. `agent/plugins.py` (`PluginSidecars`) and
-`conformance.py` call them.
+`conformance/command.py` call them.
 """
 
 from __future__ import annotations

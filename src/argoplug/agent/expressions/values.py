@@ -1,6 +1,6 @@
 """Go's view of the values expressions handle: type names, `%v` and `encoding/json` printing, JSON decoding.
 
-`FunctionError` is the failure of a function or operator; the expression modules and `jsonpath` use these.
+`FunctionError` is the failure of a function or operator; the other modules of this package use these.
 """
 
 from __future__ import annotations

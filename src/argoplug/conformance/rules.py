@@ -1,6 +1,7 @@
-"""The rules of `argoplug check`: pure judgements, by CONTRACT §2–§4, from recorded exchanges (`Exchange`)
-to verdicts (`Verdict`), each saying what the real agent does with the answer (`workflow/util/plugin/
-plugin.go`, `Client.Call`; `workflow/executor/agent.go`). `argoplug.conformance` and its modules call them.
+"""The rules of `argoplug check`: pure judgements, by CONTRACT §2–§4, from recorded exchanges (`Exchange`) to
+verdicts (`Verdict`), each saying what the real agent does with the answer (`workflow/util/plugin/
+plugin.go`, `Client.Call`; `workflow/executor/agent.go`). `argoplug.conformance.driver` and the package's
+other modules call them.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The `sprig.*` functions of `{{=...}}` expressions (github.com/Masterminds/sprig/v3), in the `SPRIG` table.
 
-`expression_eval` calls them; they are defined with `expression_functions.define`.
+`evaluation` calls them; they are defined with `functions.define`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from argoplug.agent.expression_functions import GO_FLOAT, Function, b64decode, define, repeat_count, to_float
-from argoplug.agent.expression_values import FunctionError, fail, from_json, go_format, go_json, is_number
+from argoplug.agent.expressions.functions import GO_FLOAT, Function, b64decode, define, repeat_count, to_float
+from argoplug.agent.expressions.values import FunctionError, fail, from_json, go_format, go_json, is_number
 
 __all__ = ["SPRIG"]
 

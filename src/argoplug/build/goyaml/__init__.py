@@ -1,7 +1,7 @@
 """YAML as Go's sigs.k8s.io/yaml reads and writes it: gopkg.in/yaml.v2 plus encoding/json, in Python.
 
-`load` (yaml.v2, strict: `goyaml_reader`), `decode`/`encode` (encoding/json into Go struct types,
-`omitempty`: here) and `dump` (yaml.v2's emitter, byte for byte: `goyaml_emitter`); `argoplug.build.argo`
+`load` (yaml.v2, strict: `reader`), `decode`/`encode` (encoding/json into Go struct types,
+`omitempty`: here) and `dump` (yaml.v2's emitter, byte for byte: `emitter`); `argoplug.build.argo`
 calls them here.
 """
 
@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from argoplug.build.goyaml_emitter import dump
-from argoplug.build.goyaml_reader import bytes_text, load
-from argoplug.build.goyaml_scalars import (
+from argoplug.build.goyaml.emitter import dump
+from argoplug.build.goyaml.reader import bytes_text, load
+from argoplug.build.goyaml.scalars import (
     _JSON_ERROR,
     _YAML_ERROR,
     GoYAMLError,

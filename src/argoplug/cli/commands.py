@@ -1,7 +1,7 @@
-"""The `argoplug` command line (typer): run, check, call, plugins, init, build; `serve` is argoplug.console's.
+"""The `argoplug` commands typer parses: run, check, call, plugins, init, build; `serve` is passed through.
 
-`argoplug.console.main` is the entry point; it serves without importing this module. Heavy imports live
-inside each command.
+`argoplug.cli.main` imports this module for every command but `serve` (`argoplug.cli.serve`, argparse).
+Heavy imports live inside each command.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ app.command("run")(run_command)
 )
 def serve(ctx: typer.Context) -> None:
     """Serve executor plugins as an Argo agent's sidecar (options: argoplug serve --help)."""
-    from argoplug.console import serve as serve_command
+    from argoplug.cli.serve import serve as serve_command
 
     raise typer.Exit(serve_command(ctx.args))
 
@@ -168,7 +168,7 @@ def check(
     """
     from rich.console import Console
 
-    from argoplug.conformance_command import check_command
+    from argoplug.conformance.command import check_command
 
     status = check_command(
         target,

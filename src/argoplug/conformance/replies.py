@@ -1,5 +1,5 @@
 """The reply rules of `argoplug check`: the shape of a reply with a node (phase, requeue, output
-parameters) by CONTRACT §2–§3, as the agent reads it; `argoplug.conformance` calls `judge_replies`.
+parameters) by CONTRACT §2–§3, as the agent reads it; `argoplug.conformance.driver` calls `judge_replies`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from argoplug.conformance_rules import Exchange, Status, Verdict, _clip, _json_kind
+from argoplug.conformance.rules import Exchange, Status, Verdict, _clip, _json_kind
 from argoplug.protocol import parse_duration
 
 __all__ = [

@@ -1,7 +1,8 @@
 """Argo's expressions: `{{=...}}` tags (expr-lang), `when` conditions (govaluate), DAG `depends` logic.
 
 The engine and HTTP templates call `evaluate`, `expand`, `evaluate_when` and `evaluate_depends`; the parsing
-is in `expression_parser`, the evaluation in `expression_eval`, the functions in `expression_functions`.
+is in `parser`, the evaluation in `evaluation`, the functions in `functions` and `sprig`, Go's view of values
+in `values`, `jsonpath` in `jsonpath` (this package's modules).
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from argoplug.agent.expression_eval import Evaluator
-from argoplug.agent.expression_parser import ExpressionError, parse
-from argoplug.agent.expression_values import FunctionError, go_format, go_json
+from argoplug.agent.expressions.evaluation import Evaluator
+from argoplug.agent.expressions.parser import ExpressionError, parse
+from argoplug.agent.expressions.values import FunctionError, go_format, go_json
 
 __all__ = [
     "DEPENDS_NAME",

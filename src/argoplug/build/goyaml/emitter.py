@@ -18,7 +18,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import BaseResolver
 from yaml.serializer import Serializer
 
-from argoplug.build.goyaml_scalars import (
+from argoplug.build.goyaml.scalars import (
     _MAP,
     _SEQ,
     _STR,

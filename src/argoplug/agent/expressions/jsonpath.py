@@ -1,5 +1,5 @@
 """Argo's `jsonpath(json, path)` function of `{{=...}}` expressions (`util/expr/env/env.go`, over
-github.com/evilmonkeyinc/jsonpath); `expression_functions` registers it.
+github.com/evilmonkeyinc/jsonpath); `functions` registers it.
 """
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from argoplug.agent.expression_values import fail, from_json, go_type
+from argoplug.agent.expressions.values import fail, from_json, go_type
 
 __all__ = ["jsonpath"]
 

@@ -1,5 +1,6 @@
-"""`argoplug check TARGET`: `check_command` (registered by `cli.py`) resolves the target to a running
-server or one it starts (a `Launcher`), runs `argoplug.conformance`'s checks and prints the report.
+"""`argoplug check TARGET`: `check_command` (registered by `argoplug.cli.commands`) resolves the target to a
+running server or one it starts (a `Launcher`), runs `argoplug.conformance.driver`'s checks and prints the
+report.
 """
 
 from __future__ import annotations
@@ -17,8 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from argoplug.conformance import DEFAULT_LIMITS, Launched, Launcher, LaunchError, check_launched, run_checks
-from argoplug.conformance_rules import Limits, Verdict
+from argoplug.conformance.driver import (
+    DEFAULT_LIMITS,
+    Launched,
+    Launcher,
+    LaunchError,
+    check_launched,
+    run_checks,
+)
+from argoplug.conformance.rules import Limits, Verdict
 from argoplug.protocol import DEFAULT_TOKEN_FILE
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """The functions `{{=...}}` expressions call: expr-lang's builtins (`trim`, `int`, `toJSON`, ...) and Argo's
 own (`asInt`, `asFloat`, `jsonpath`, `toJson`, from `util/expr/env/env.go`), over None, bool, int, float, str,
-list, dict. `expression_eval` calls them; `expression_sprig` defines the `sprig.*` ones with `define`.
+list, dict. `evaluation` calls them; `sprig` defines the `sprig.*` ones with `define`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from argoplug.agent.expression_values import (
+from argoplug.agent.expressions.jsonpath import jsonpath
+from argoplug.agent.expressions.values import (
     FunctionError,
     fail,
     from_json,
@@ -21,7 +22,6 @@ from argoplug.agent.expression_values import (
     go_type,
     is_number,
 )
-from argoplug.agent.jsonpath import jsonpath
 
 __all__ = [
     "FUNCTIONS",

@@ -1,5 +1,5 @@
-"""Evaluating parsed expressions: the `Evaluator` that walks `expression_parser`'s nodes as expr-lang's VM (or
-govaluate, for `when`) would, and the operators' semantics. `expressions` calls it.
+"""Evaluating parsed expressions: the `Evaluator` that walks `parser`'s nodes as expr-lang's VM (or
+govaluate, for `when`) would, and the operators' semantics. `argoplug.agent.expressions` calls it.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from argoplug.agent.expression_functions import FUNCTIONS, UNSUPPORTED
-from argoplug.agent.expression_parser import CLOSURES, WHEN_BINARY, ExpressionError, Node
-from argoplug.agent.expression_sprig import SPRIG
-from argoplug.agent.expression_values import FunctionError, fail, go_format, go_type, is_number
+from argoplug.agent.expressions.functions import FUNCTIONS, UNSUPPORTED
+from argoplug.agent.expressions.parser import CLOSURES, WHEN_BINARY, ExpressionError, Node
+from argoplug.agent.expressions.sprig import SPRIG
+from argoplug.agent.expressions.values import FunctionError, fail, go_format, go_type, is_number
 
 __all__ = ["Evaluator"]
 

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from argoplug.build.goyaml_scalars import (
+from argoplug.build.goyaml.scalars import (
     _BOOL,
     _FLOAT,
     _INT,

@@ -1,5 +1,5 @@
 """`Prober`: sends the requests of `argoplug check` to one server over real HTTP (a raw socket for the
-stall probe) and records each as an `Exchange`; `argoplug.conformance` drives it.
+stall probe) and records each as an `Exchange`; `argoplug.conformance.driver` drives it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from argoplug.conformance_rules import AGENT_WORKERS, Exchange, Limits
+from argoplug.conformance.rules import AGENT_WORKERS, Exchange, Limits
 from argoplug.protocol import EXECUTE_PATH
 
 __all__ = ["Prober"]

@@ -2,7 +2,8 @@
 
 Plugins that call AWS (`argoplug.plugins.sagemaker`) get clients from `client` and turn botocore's
 exceptions into argoplug's with `error_for` / `translated_errors`. boto3 is imported on first use only,
-so a sidecar starts fast and small until its first AWS call.
+so a sidecar starts fast and small until its first AWS call. `argoplug.aws.sandbox` is the embedded moto
+sandbox of `argoplug run --aws-sandbox` and the tests; this module never imports it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Go's scalars for `goyaml`: yaml.v2's plain-scalar resolution, strconv's number formats, %q quoting.
 
-Also the errors (`GoYAMLError`, `UnmarshalTypeError`); `goyaml`, `goyaml_reader` and `goyaml_emitter` import
-from here; the public names are re-exported by `argoplug.build.goyaml`.
+Also the errors (`GoYAMLError`, `UnmarshalTypeError`); the package's `reader` and `emitter` and its API
+import from here; the public names are re-exported by `argoplug.build.goyaml`.
 """
 
 from __future__ import annotations

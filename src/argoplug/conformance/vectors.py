@@ -1,5 +1,5 @@
 """The request bodies of `argoplug check`: the vectors real agents sent (`VECTORS`), the agent's own
-body (`agent_request`) and one with unknown fields; `argoplug.conformance` sends them.
+body (`agent_request`) and one with unknown fields; `argoplug.conformance.driver` sends them.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The driver of `argoplug check`: `run_checks` sends each rule's requests to a running server and has
-`argoplug.conformance_rules` judge the answers; `check_launched` starts one first (a `Launcher`) and times
-its first answer. `argoplug.conformance_command` (the command line) and the tests call them.
+`argoplug.conformance.rules` judge the answers; `check_launched` starts one first (a `Launcher`) and times
+its first answer. `argoplug.conformance.command` (the command line) and the tests call them.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from argoplug.conformance_prober import Prober
-from argoplug.conformance_replies import judge_replies
-from argoplug.conformance_rules import (
+from argoplug.conformance.prober import Prober
+from argoplug.conformance.replies import judge_replies
+from argoplug.conformance.rules import (
     AGENT_WORKERS,
     C_AGAIN,
     C_FOREIGN,
@@ -41,7 +41,7 @@ from argoplug.conformance_rules import (
     judge_tolerance,
     judge_vector,
 )
-from argoplug.conformance_vectors import VECTORS, agent_request, with_unknown_fields
+from argoplug.conformance.vectors import VECTORS, agent_request, with_unknown_fields
 from argoplug.protocol import EXECUTE_PATH
 
 __all__ = [

@@ -1,7 +1,8 @@
-"""The `argoplug` console entry point: `serve` parsed without typer, every other command through typer.
+"""`argoplug serve`, parsed with argparse: the executor plugins served as an Argo agent's sidecar.
 
 A sidecar must answer fast after its start and stay small: typer (and the pydantic it brings) would cost
 about 50 ms and 8 MiB of every sidecar (bench/README.md), so `argoplug serve` never imports it.
+`argoplug.cli.main` calls `serve` directly; `argoplug.cli.commands` passes typer's `serve` through to it.
 """
 
 from __future__ import annotations
@@ -12,16 +13,7 @@ from collections.abc import Sequence
 
 from argoplug.protocol import DEFAULT_PORT, DEFAULT_TOKEN_FILE
 
-__all__ = ["main", "serve"]
-
-
-def main() -> None:
-    """Run the `argoplug` command line."""
-    if sys.argv[1:2] == ["serve"]:
-        raise SystemExit(serve(sys.argv[2:]))
-    from argoplug.cli import app
-
-    app()
+__all__ = ["serve"]
 
 
 def _serve_parser() -> argparse.ArgumentParser:

@@ -1,6 +1,6 @@
 """Parsing Argo's expressions: `ExpressionError`, the lexers of expr-lang (`{{=...}}`) and govaluate (`when`),
 and the precedence-climbing parser that turns either into nodes, `(kind, position, *parts)` tuples.
-`expressions` calls `parse`; `expression_eval` walks the nodes.
+`argoplug.agent.expressions` calls `parse`; `evaluation` walks the nodes.
 """
 
 from __future__ import annotations
