@@ -38,6 +38,7 @@ from argoplug.protocol import (
     NodeResult,
     Phase,
 )
+from argoplug.token_access import token_file_problem
 
 if TYPE_CHECKING:
     import pluggy
@@ -314,6 +315,9 @@ class _PluginServer:
         if self.settings.tune_gc:
             # Just after the server listens: the agent must get its first answer fast (CONTRACT §3.7).
             asyncio.get_running_loop().call_later(_GC_TUNE_DELAY, _tune_gc)
+        problem = token_file_problem(self.settings.token_file)
+        if problem is not None:
+            log.warning("%s", problem)
         log.info("serving plugin keys %s", ", ".join(sorted(self.plugins)) or "(none)")
         try:
             yield
