@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,7 @@ needs_root = pytest.mark.skipif(
 
 
 @pytest.fixture
-def agent_folder(tmp_path: Path) -> Iterator[Path]:
+def agent_folder(tmp_path: Path) -> Path:
     """/var/run/argo as Argo's init container leaves it, for a user and group that are not this process's."""
     folder = tmp_path / "argo"
     folder.mkdir()
@@ -38,7 +37,7 @@ def agent_folder(tmp_path: Path) -> Iterator[Path]:
         os.chown(path, AGENT_UID, AGENT_UID)
         os.chmod(path, mode)
     tmp_path.chmod(0o755)
-    yield folder
+    return folder
 
 
 def serve_start_lines(token_file: Path, *prefix: str) -> list[str]:

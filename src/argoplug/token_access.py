@@ -29,7 +29,7 @@ def token_file_problem(path: str) -> str | None:
     file = Path(path)
     identity = _identity()
     try:
-        info = file.stat()
+        file.stat()
     except FileNotFoundError:
         return (
             f"token file {path} does not exist (running as {identity}); calls of this server's plugin keys "
@@ -39,12 +39,12 @@ def token_file_problem(path: str) -> str | None:
         return _unreadable(path, identity, file.parent, "its folder")
     if os.access(file, os.R_OK):
         return None
-    return _unreadable(path, identity, file, "it", info)
+    return _unreadable(path, identity, file, "it")
 
 
-def _unreadable(path: str, identity: str, target: Path, what: str, info: os.stat_result | None = None) -> str:
+def _unreadable(path: str, identity: str, target: Path, what: str) -> str:
     try:
-        info = info or target.stat()
+        info = target.stat()
         owner = f"{what} is {info.st_uid}:{info.st_gid} mode {stat.S_IMODE(info.st_mode):04o}"
         fix = f"runAsUser: {info.st_uid} or runAsGroup: {info.st_gid}"
     except OSError:
