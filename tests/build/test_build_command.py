@@ -26,6 +26,24 @@ def test_build_argo_reproduces_the_vector_configmap(tmp_path: Path) -> None:
     header, rest = configmap.read_text().split("\n", 1)
     assert header == "# This is an auto-generated file. DO NOT EDIT"
     assert rest == (VECTORS / "hello-executor-plugin-configmap.yaml").read_text()
+    # Argo's e2e hello plugin runs as uid 1000 with no group: python:alpine has no such user, so the
+    # runtime gives it gid 0 and it reads its token; argoplug cannot see the image, and says so.
+    assert done.stderr.splitlines() == [
+        f"argoplug build: warning: {configmap}: sidecar.container.securityContext: the sidecar runs as uid "
+        "1000 with no runAsGroup: Argo's agent writes /var/run/argo/token as uid 8737, gid 0, mode 0440 in a "
+        "0770 folder (Argo issue #13015), so it can read its token only if its image has no /etc/passwd "
+        "entry for uid 1000 (the runtime then gives gid 0), else every call gets 503; set the container's "
+        "securityContext to runAsUser: 8737 (or runAsGroup: 0)"
+    ]
+
+
+def test_build_argo_of_a_sidecar_that_reads_its_token_warns_of_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "hello"
+    shutil.copytree(VECTORS / "hello-plugin-src", folder)
+    plugin = folder / "plugin.yaml"
+    plugin.write_text(plugin.read_text().replace("runAsUser: 1000", "runAsUser: 8737"))
+    done = argoplug("build", "--argo", folder)
+    assert (done.returncode, done.stderr) == (0, "")
 
 
 def test_build_argo_reports_argos_message(tmp_path: Path) -> None:

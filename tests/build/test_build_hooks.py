@@ -244,7 +244,7 @@ def test_dockerfile_lines_run_as_root_before_the_install_and_the_user(tmp_path: 
     ]
     dockerfile = build(tmp_path, {"dockerfile": lines})["Dockerfile"]
     assert f"# from plugin {SPEC}\n{lines[0]}\n{lines[1]}\n" in dockerfile
-    assert dockerfile.index(lines[1]) < dockerfile.index("pip install") < dockerfile.index("USER 1000:1000")
+    assert dockerfile.index(lines[1]) < dockerfile.index("pip install") < dockerfile.index("USER 8737:8737")
     assert f"# {SPEC}: no installed distribution holds it" in dockerfile
 
 

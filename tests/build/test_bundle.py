@@ -47,7 +47,7 @@ def test_a_minimal_bundle_gets_the_documented_defaults() -> None:
     assert bundle.resources.requests == DEFAULT_REQUESTS == {"cpu": "50m", "memory": "80Mi"}
     assert bundle.resources.limits == DEFAULT_LIMITS == {"cpu": "500m", "memory": "256Mi"}
     assert bundle.security_context == default_security_context()
-    assert bundle.security_context["runAsUser"] == 1000
+    assert (bundle.security_context["runAsUser"], bundle.security_context["runAsGroup"]) == (8737, 8737)
     assert bundle.service_account.automount_token is None
     assert bundle.sidecar_name == "demo-executor-plugin"
     assert bundle.agent_service_account == "default"

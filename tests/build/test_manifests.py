@@ -143,7 +143,8 @@ def test_the_sidecar_serves_the_bundle(built: dict[str, str]) -> None:
         "capabilities": {"drop": ["ALL"]},
         "readOnlyRootFilesystem": True,
         "runAsNonRoot": True,
-        "runAsUser": 1000,
+        "runAsUser": 8737,
+        "runAsGroup": 8737,
     }
     assert "env" not in container and "volumeMounts" not in container
 
@@ -239,7 +240,7 @@ def test_a_given_oidc_provider_fills_the_trust_policy(tmp_path: Path) -> None:
     assert "<OIDC_PROVIDER>" not in files["iam-trust-policy.json"] + files["README.md"]
 
 
-def test_the_dockerfile_runs_the_containers_command_as_uid_1000(built: dict[str, str]) -> None:
+def test_the_dockerfile_runs_the_containers_command_as_argos_agent_user(built: dict[str, str]) -> None:
     lines = built["Dockerfile"].splitlines()
     container = yaml.safe_load(built["plugin.yaml"])["spec"]["sidecar"]["container"]
     instructions = [line.split(" ", 1) for line in lines if line and not line.startswith((" ", "#"))]
@@ -247,9 +248,9 @@ def test_the_dockerfile_runs_the_containers_command_as_uid_1000(built: dict[str,
     by_name = {name: rest for name, rest in instructions}
     assert json.loads(by_name["ENTRYPOINT"]) == container["command"]
     assert json.loads(by_name["CMD"]) == container["args"]
-    assert by_name["USER"] == "1000:1000"
+    assert by_name["USER"] == "8737:8737"
     assert by_name["EXPOSE"] == "7492"
-    assert "useradd --uid 1000" in built["Dockerfile"]
+    assert "useradd --uid 8737 --gid 8737" in built["Dockerfile"]
 
 
 def instructions(dockerfile: str) -> list[str]:

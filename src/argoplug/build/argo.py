@@ -11,7 +11,7 @@ import functools
 import os
 import posixpath
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import Any
 from argoplug.build import goyaml
 from argoplug.build.goyaml import GoField as F
 from argoplug.build.goyaml import GoType, GoYAMLError, UnmarshalTypeError
+from argoplug.token_access import security_context_problem
 
 __all__ = [
     "ArgoBuildError",
@@ -522,7 +523,7 @@ def _write(path: str, text: str) -> None:
         raise _os_error("open", path, exc) from None
 
 
-def build_folder(directory: Path) -> list[Path]:
+def build_folder(directory: Path, *, warn: Callable[[str], None] | None = None) -> list[Path]:
     """Build the plugin in `directory` as `argo executor-plugin build DIR` does; return the files written.
 
     Reads `DIR/plugin.yaml` (`load_plugin_manifest`); a single `server.*` file's text becomes the
@@ -531,7 +532,8 @@ def build_folder(directory: Path) -> list[Path]:
     `<path> created` for each). Nothing is written when the plugin does not build. Raises
     ArgoBuildError with Argo's message: `open DIR/plugin.yaml: no such file or directory`, `plugin <name>
     has more than one server.* file`, or the functions' above (cmd/argo/commands/executorplugin/build.go,
-    io.go).
+    io.go). Argo builds a sidecar whose user cannot read its token (Argo issue #13015); argoplug builds it
+    too and then calls `warn` with `token_access.security_context_problem`'s sentence.
     """
     manifest = load_plugin_manifest(_yaml_text(_read(_join(directory, "plugin.yaml"))))
     name = manifest.get("metadata", {}).get("name", "")
@@ -549,4 +551,7 @@ def build_folder(directory: Path) -> list[Path]:
     readme_path = _join(directory, "README.md")
     _write(configmap_path, configmap)
     _write(readme_path, readme)
+    problem = security_context_problem(_container(manifest).get("securityContext"))
+    if problem is not None and warn is not None:
+        warn(f"{configmap_path}: sidecar.container.securityContext: {problem}")
     return [Path(configmap_path), Path(readme_path)]

@@ -21,6 +21,7 @@ from argoplug.build.fields import show as _show
 from argoplug.build.fields import type_problems
 from argoplug.build.goyaml import GoYAMLError, json_literal
 from argoplug.protocol import DEFAULT_PORT
+from argoplug.token_access import AGENT_UID, security_context_problem
 
 __all__ = [
     "DEFAULT_ARGO_VERSION",
@@ -28,6 +29,7 @@ __all__ = [
     "DEFAULT_NAMESPACES",
     "DEFAULT_REQUESTS",
     "EXECUTOR_PLUGIN_SUFFIX",
+    "IMAGE_GID",
     "IMAGE_UID",
     "MAX_NAME_LENGTH",
     "ROLE_ARN",
@@ -46,8 +48,10 @@ DEFAULT_NAMESPACES = ("argo",)
 # `<name>-executor-plugin` names the sidecar container, a DNS-1123 label of at most 63 characters.
 EXECUTOR_PLUGIN_SUFFIX = "-executor-plugin"
 MAX_NAME_LENGTH = 63 - len(EXECUTOR_PLUGIN_SUFFIX)
-# The uid of the user the generated Dockerfile creates and switches to (`runAsUser` must match it).
-IMAGE_UID = 1000
+# The user and group the generated Dockerfile creates and switches to, and the default securityContext's
+# runAsUser/runAsGroup: Argo's agent user, the owner of the token file it writes (`argoplug.token_access`).
+IMAGE_UID = AGENT_UID
+IMAGE_GID = AGENT_UID
 
 # Measured (2026-11-21, Python 3.11.7, x86-64, /tmp script not kept) on `argoplug serve --plugin
 # sagemaker-pipelines --log-format json` against the moto sandbox of examples/sagemaker, medians of 3-5
@@ -105,13 +109,19 @@ class BundleError(Exception):
 
 
 def default_security_context() -> dict[str, Any]:
-    """Return the sidecar's default `SecurityContext`: non-root uid 1000, read-only root, no capabilities."""
+    """Return the sidecar's default `SecurityContext`: uid/gid 8737, read-only root, no capabilities.
+
+    uid 8737 is the user Argo's agent init container writes the token file as (0440, gid 0): the owner
+    reads it whatever the image's /etc/passwd says. A user of another uid and group could not (Argo issue
+    #13015), and every call would get 503.
+    """
     return {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
         "readOnlyRootFilesystem": True,
         "runAsNonRoot": True,
         "runAsUser": IMAGE_UID,
+        "runAsGroup": IMAGE_GID,
     }
 
 
@@ -199,11 +209,15 @@ class Bundle(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
 def bundle_warnings(bundle: Bundle) -> list[str]:
     """Return what is allowed but risky in `bundle`, one sentence each, for `argoplug build` to print.
 
-    Today one: the agent Role bound to service account `default` (no `iamRoleArn` and no
-    `workflowServiceAccount`, or `workflowServiceAccount: default`), which lets every pod running as
-    `default` in those namespaces patch WorkflowTaskSet status, that is, forge plugin results.
+    The agent Role bound to service account `default` (no `iamRoleArn` and no `workflowServiceAccount`,
+    or `workflowServiceAccount: default`), which lets every pod running as `default` in those namespaces
+    patch WorkflowTaskSet status, that is, forge plugin results; and a `securityContext` whose user may
+    not read the token file Argo's agent writes (`token_access.security_context_problem`).
     """
     found: list[str] = []
+    problem = security_context_problem(bundle.security_context)
+    if problem is not None:
+        found.append(f"securityContext: {problem}")
     if bundle.agent_service_account == "default":
         namespaces = ", ".join(bundle.namespaces)
         found.append(

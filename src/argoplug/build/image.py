@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-from argoplug.build.bundle import IMAGE_UID, Bundle, BundleError
+from argoplug.build.bundle import IMAGE_GID, IMAGE_UID, Bundle, BundleError
 from argoplug.build.manifests import container
 from argoplug.registry import installed
 
@@ -93,7 +93,8 @@ def dockerfile_text(bundle: Bundle, reqs: Requirements, contributed: Sequence[tu
     fails the image build with a line naming `wheels/`), then the same pins again with PyPI, which finds
     them installed and installs their dependencies (and argoplug's extras), `wheels/` searched first.
     Both through a BuildKit bind mount, so no wheel stays in a layer; pip compiles the bytecode there, as
-    the read-only root filesystem allows no later writes. Then the non-root user uid/gid 1000 and
+    the read-only root filesystem allows no later writes. Then the non-root user uid/gid 8737 (the owner of
+    the token file Argo's agent writes, `default_security_context`) and
     `ENTRYPOINT`/`CMD` equal to the container's command and args. Raises BundleError naming the package
     for a line that is not a string or uses FROM, USER, ENTRYPOINT or CMD.
     """
@@ -131,10 +132,12 @@ def dockerfile_text(bundle: Bundle, reqs: Requirements, contributed: Sequence[tu
         "already).",
         mount,
         f"    pip install --no-cache-dir --find-links /tmp/wheels {pins}",
-        f"RUN groupadd --gid {IMAGE_UID} argoplug \\",
-        f"    && useradd --uid {IMAGE_UID} --gid {IMAGE_UID} --no-create-home --home-dir /nonexistent \\",
+        f"# uid {IMAGE_UID}, Argo's agent user: the token file /var/run/argo/token is its, mode 0440 (Argo "
+        "issue #13015).",
+        f"RUN groupadd --gid {IMAGE_GID} argoplug \\",
+        f"    && useradd --uid {IMAGE_UID} --gid {IMAGE_GID} --no-create-home --home-dir /nonexistent \\",
         "       --shell /usr/sbin/nologin argoplug",
-        f"USER {IMAGE_UID}:{IMAGE_UID}",
+        f"USER {IMAGE_UID}:{IMAGE_GID}",
         f"EXPOSE {bundle.port}",
         f"ENTRYPOINT {json.dumps(sidecar['command'])}",
         f"CMD {json.dumps(sidecar['args'])}",

@@ -37,6 +37,7 @@ from argoplug.build.manifests import (
 from argoplug.hooks import HookError, contributions, plugin_manager
 from argoplug.hookspecs import BuildContext
 from argoplug.registry import LoadedPlugins, PluginLoadError, load
+from argoplug.token_access import AGENT_UID, container_identity, security_context_problem
 
 __all__ = ["OPTIONAL_FILES", "Rendered", "build_bundle", "render_bundle", "write_files"]
 
@@ -383,7 +384,13 @@ wheel of each is in `wheels/` (see `wheels/README.md`). Their dependencies come 
     docker build -t {image} .
     docker push {image}
 
-It runs as uid 1000 with a read-only root filesystem.
+## The sidecar's user and the token file
+
+Argo's agent init container writes the token the sidecar checks each call against to
+`/var/run/argo/token` as uid 8737, gid 0, mode 0440, in a 0770 folder
+(cmd/argoexec/commands/agent.go), and the agent pod sets `runAsUser: 8737` and no group
+(workflow/common/security_context.go). The sidecar runs as {identity}, with a read-only root
+filesystem, no privilege escalation and every capability dropped. {why}
 """
 
 _README_IRSA = """
@@ -457,6 +464,23 @@ _README_USE = """
 """
 
 
+def _identity_text(bundle: Bundle) -> dict[str, str]:
+    uid, gid = container_identity(bundle.security_context)
+    identity = f"uid {uid}, gid {gid}" if gid is not None else f"uid {uid} (its group from the image)"
+    problem = security_context_problem(bundle.security_context)
+    if problem is not None:
+        why = f"**Warning:** {problem}."
+    elif uid == AGENT_UID:
+        why = (
+            "That is the token file's owner: it reads the token whatever the image's /etc/passwd holds (the\n"
+            "image's USER is the same). A user of another uid and gid, like the `nobody` of Argo's docs,\n"
+            "could not, and would answer every call 503 (Argo issue #13015)."
+        )
+    else:
+        why = "Group 0 is the token file's group: it reads the token (Argo issue #13015)."
+    return {"identity": identity, "why": why}
+
+
 def _readme(
     bundle: Bundle, files: Mapping[str, str], *, configmap: str, keys: Sequence[str], pins: Sequence[str]
 ) -> str:
@@ -476,6 +500,7 @@ def _readme(
         namespaces=", ".join(f"`{namespace}`" for namespace in bundle.namespaces),
         rows="\n".join(rows),
         pins=", ".join(f"`{pin}`" for pin in pins),
+        **_identity_text(bundle),
     )
     if role_arn:
         role = role_arn.rsplit("/", 1)[-1]

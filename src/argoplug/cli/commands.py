@@ -100,11 +100,15 @@ def build(
     ] = None,
 ) -> None:
     """Write the ConfigMap, RBAC, IAM policies, Dockerfile and kustomization of a bundle of plugins."""
+
+    def warn(text: str) -> None:
+        typer.echo(f"argoplug build: warning: {text}", err=True)
+
     if argo is not None:
         from argoplug.build.argo import ArgoBuildError, build_folder
 
         try:
-            written = build_folder(argo)
+            written = build_folder(argo, warn=warn)
         except ArgoBuildError as exc:
             typer.echo(f"argoplug build: {exc}", err=True)
             raise typer.Exit(1) from None
@@ -113,10 +117,6 @@ def build(
         from argoplug.build.writer import build_bundle
 
         try:
-
-            def warn(text: str) -> None:
-                typer.echo(f"argoplug build: warning: {text}", err=True)
-
             written = build_bundle(bundle_file, output, warn=warn)
         except BundleError as exc:
             typer.echo(f"argoplug build: {exc}", err=True)
