@@ -451,4 +451,22 @@ def test_an_argo_plugin_folder_or_configmap_is_started_and_checked(target: str) 
     assert "Plugin key: 'hello', the plugin's name." in out
     assert "PASS slow-start" in out and "WARN concurrency: " in out and "one connection at a time" in out
     assert "PASS foreign-key-token: no token: 200 null" in out
-    assert "17 passed, 1 warnings, 0 failed" in out
+    # Argo's e2e hello plugin runs as uid 1000 with no group: its image decides whether it reads the token.
+    assert "WARN token-user: the sidecar runs as uid 1000 with no runAsGroup" in out
+    assert "17 passed, 2 warnings, 0 failed" in out
+
+
+def test_a_sidecar_user_that_cannot_read_the_token_fails_the_check_and_nothing_starts(tmp_path: Path) -> None:
+    folder = tmp_path / "hello"
+    folder.mkdir()
+    (folder / "server.py").write_text((VECTOR_DIR / "hello-plugin-src" / "server.py").read_text())
+    plugin = (VECTOR_DIR / "hello-plugin-src" / "plugin.yaml").read_text()
+    (folder / "plugin.yaml").write_text(
+        plugin.replace("runAsUser: 1000", "runAsUser: 65534\n        runAsGroup: 65534")
+    )
+    code, out = run_command(str(folder), seed=4)
+    assert code == 1, out
+    assert "FAIL token-user: the sidecar runs as uid 65534, gid 65534: Argo's agent writes" in out
+    assert "set the container's securityContext to runAsUser: 8737 (or runAsGroup: 0)" in out
+    assert "slow-start" not in out and "Started" not in out
+    assert "0 passed, 0 warnings, 1 failed" in out

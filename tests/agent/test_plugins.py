@@ -166,7 +166,11 @@ def test_the_hello_plugin_runs_from_its_folder_and_its_configmap_and_succeeds_wi
         in out
     )
     assert "  listening on: http://localhost:4355" in out
-    assert "  token file: /var/run/argo/token (a fresh token, mode 0440; removed after the run)" in out
+    owner = "uid 8737, gid 0, " if os.geteuid() == 0 else ""  # as Argo's init container leaves it
+    assert (
+        f"  token file: /var/run/argo/token (a fresh token, {owner}mode 0440; removed after the run)" in out
+    )
+    assert "  user in the agent pod: uid 1000, gid 0 (no runAsGroup: the image's /etc/passwd decides" in out
     # ... and undid it: the sidecar is stopped, its token file removed.
     assert not listening(HELLO_PORT)
     assert not TOKEN_PATH.exists() and not TOKEN_PATH.parent.exists()
@@ -410,7 +414,8 @@ def test_run_starts_each_folder_on_its_port_and_shows_what_the_agent_would_do(tm
             in out
         )
         assert f"  listening on: http://localhost:{port}" in out
-    assert f"  token file: {token_file} (a fresh token, mode 0440; removed after the run)" in out
+    owner = "uid 8737, gid 0, " if os.geteuid() == 0 else ""
+    assert f"  token file: {token_file} (a fresh token, {owner}mode 0440; removed after the run)" in out
     if bad_first:
         assert done.returncode == 1, out + done.stderr
         assert "✖ first    good      " in out and '400 Bad Request: {"error": "unknown plugin"}' in out

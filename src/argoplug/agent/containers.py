@@ -24,12 +24,14 @@ from typing import Any
 import yaml
 
 from argoplug.sidecar import write_token_file
+from argoplug.token_access import AGENT_GID, AGENT_UID, container_identity, reads_agent_token
 
 __all__ = [
     "STOP_TIMEOUT",
     "PluginError",
     "SidecarContainer",
     "load_container",
+    "pod_user",
 ]
 
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
@@ -48,7 +50,8 @@ class SidecarContainer:
     `plugin`: the plugin's name; `source`: the file it came from; `argv`: `command` + `args`, with
     Kubernetes' `$(VAR)` references to the container's env expanded; `port`: `ports[0].containerPort`,
     where the agent calls it; `env`: the container's EnvVars with a `value`; `unresolved`: what cannot be
-    set here (`valueFrom`, `envFrom`); `server_file`: the `server.*` file whose text replaced `args`.
+    set here (`valueFrom`, `envFrom`); `server_file`: the `server.*` file whose text replaced `args`;
+    `security_context`: its `securityContext` (who it runs as, `pod_user`).
     """
 
     plugin: str
@@ -61,6 +64,7 @@ class SidecarContainer:
     unresolved: list[str]
     working_dir: str = ""
     server_file: str = ""
+    security_context: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def load_container(path: Path) -> SidecarContainer:
@@ -139,6 +143,7 @@ def _container(configmap: Mapping[str, Any], path: Path, server_file: str) -> Si
             "plugin at http://localhost:<ports[0].containerPort> (workflow/controller/agent.go)"
         )
     command, args = container.get("command") or [], container.get("args") or []
+    context = container.get("securityContext")
     for field, value in (("command", command), ("args", args)):
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise PluginError(f"{where}.{field}: expected a list of strings, got {_show(value)}")
@@ -167,6 +172,7 @@ def _container(configmap: Mapping[str, Any], path: Path, server_file: str) -> Si
         unresolved=unresolved,
         working_dir=str(container.get("workingDir", "")),
         server_file=server_file,
+        security_context=context if isinstance(context, dict) else {},
     )
 
 
@@ -186,6 +192,36 @@ def _expand(text: str, env: Mapping[str, str]) -> str:
 
 def _show(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+
+
+def pod_user(
+    plugin: str, source: Path, security_context: Mapping[str, Any]
+) -> tuple[tuple[int, int] | None, str]:
+    """Check that the sidecar reads its token as Argo's agent pod would run it; return that user and a note.
+
+    The pod runs it as its `runAsUser`, else 8737, and its `runAsGroup`, else gid 0 here (what the runtime
+    gives a uid the image's /etc/passwd does not hold; `token_access`). A process of exactly that
+    identity reads a token file made as Argo's init container makes it (`reads_agent_token`). Returns
+    ((uid, gid), note), or (None, note) when this process is not root and cannot take another identity.
+    Raises PluginError naming the securityContext that would let it read the token, when it cannot: in
+    the cluster every call would get 503.
+    """
+    uid, group = container_identity(security_context)
+    gid = AGENT_GID if group is None else group
+    shown = f"uid {uid}, gid {gid}"
+    if group is None:
+        shown += " (no runAsGroup: the image's /etc/passwd decides, gid 0 without an entry; taken here)"
+    readable = reads_agent_token(uid, gid)
+    if readable is None:
+        return None, f"user in the agent pod: {shown}; not reproduced here (only as root)"
+    if not readable:
+        raise PluginError(
+            f"plugin {plugin} ({source}): in Argo's agent pod its sidecar runs as {shown}, which cannot read "
+            f"the token file Argo's agent writes (uid {AGENT_UID}, gid {AGENT_GID}, mode 0440 in a 0770 "
+            "folder; Argo issue #13015), so every call would get 503; set the container's securityContext "
+            f"to runAsUser: {AGENT_UID} (or runAsGroup: {AGENT_GID})"
+        )
+    return (uid, gid), f"user in the agent pod: {shown}; it reads a token written as Argo writes it"
 
 
 class _TokenFile:
@@ -213,6 +249,10 @@ class _TokenFile:
                 folder.mkdir(mode=0o770)
                 self.created_dirs.insert(0, folder)
             self.token = write_token_file(self.path)
+            if os.geteuid() == 0:  # as Argo's init container leaves it: 8737:0, its folder too
+                os.chown(self.path, AGENT_UID, AGENT_GID)
+                if self.path.parent in self.created_dirs:
+                    os.chown(self.path.parent, AGENT_UID, AGENT_GID)
         except OSError as exc:
             raise PluginError(
                 f"plugin {plugin}: cannot write the token file {self.path} ({exc.strerror or exc}): the "
@@ -224,7 +264,8 @@ class _TokenFile:
 
     def describe(self) -> str:
         if self.created:
-            return f"{self.path} (a fresh token, mode 0440; removed after the run)"
+            owner = f"uid {AGENT_UID}, gid {AGENT_GID}, " if self.path.stat().st_uid == AGENT_UID else ""
+            return f"{self.path} (a fresh token, {owner}mode 0440; removed after the run)"
         return f"{self.path} (already there: its token is used, the file is left as it is)"
 
     def release(self) -> None:
@@ -239,14 +280,26 @@ class _TokenFile:
 class _Process:
     """A sidecar container's command started here, in its own process group, logging to `log_path`."""
 
-    def __init__(self, container: SidecarContainer, env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(
+        self,
+        container: SidecarContainer,
+        env: Mapping[str, str],
+        log_path: Path,
+        *,
+        user: tuple[int, int] | None = None,
+        token_file: Path | None = None,
+    ) -> None:
         self.container = container
         self.env = env
         self.log_path = log_path
         self.url = f"http://localhost:{container.port}"
         self.process: subprocess.Popen[bytes] | None = None
+        self.user = user
+        self.token_file = token_file
+        self.user_note = ""
 
     def start(self, timeout: float) -> None:
+        """Start the command, as `user` (uid, gid, no other group) when that user can run it here."""
         c = self.container
         executable = shutil.which(c.argv[0], path=self.env.get("PATH"))
         if executable is None:
@@ -255,6 +308,21 @@ class _Process:
                 f"it was meant to run in image {c.image or '(none)'}; install it, or run the image yourself "
                 f"and pass --plugin http://localhost:{c.port}"
             )
+        user = self.user
+        if user is not None:
+            blocked = [
+                f"{what} {path}"
+                for test, what, path in (("-x", "run", executable), ("-r", "read", self.token_file))
+                if path is not None and not _allowed(user, test, str(path))
+            ]
+            if blocked:
+                self.user_note = (
+                    f"started as uid {os.getuid()} here: that user cannot {' or '.join(blocked)} on this "
+                    "machine (its folders)"
+                )
+                user = None
+            else:
+                self.user_note = "started as that user"
         if _listening(c.port):
             raise PluginError(
                 f"plugin {c.plugin} ({c.source}): port {c.port} (its ports[0].containerPort) is already in "
@@ -269,6 +337,9 @@ class _Process:
                     stderr=subprocess.STDOUT,
                     env=dict(self.env),
                     start_new_session=True,  # its own process group: stop() reaches what it spawned
+                    user=user[0] if user else None,
+                    group=user[1] if user else None,
+                    extra_groups=[] if user else None,
                 )
         except OSError as exc:
             raise PluginError(f"plugin {c.plugin} ({c.source}): cannot start {executable}: {exc}") from None
@@ -320,6 +391,15 @@ class _Process:
         except OSError:
             lines = []
         return "\n".join(f"  {line}" for line in lines) if lines else "  (no output)"
+
+
+def _allowed(user: tuple[int, int], test: str, path: str) -> bool:
+    """Whether `test -x`/`test -r` of `path` succeeds for exactly uid, gid `user` (no other group)."""
+    program = shutil.which("test") or "/usr/bin/test"
+    done = subprocess.run(
+        [program, test, path], user=user[0], group=user[1], extra_groups=[], check=False, timeout=10
+    )
+    return done.returncode == 0
 
 
 def _listening(port: int) -> bool:

@@ -25,6 +25,7 @@ from argoplug.agent.containers import (
     _TokenFile,
     _yaml_documents,
     load_container,
+    pod_user,
 )
 from argoplug.sidecar import HEALTH_TIMEOUT, Sidecar, SidecarError
 
@@ -171,7 +172,10 @@ class PluginSidecars:
         except BundleError as exc:
             raise PluginError(str(exc)) from None
         env: dict[str, str | None] = dict(self.env)
-        notes = []
+        user, user_note = pod_user(bundle.name, path, bundle.security_context)
+        if user is not None:
+            user_note += f"; argoplug serve is started as uid {os.getuid()} here"
+        notes = [user_note]
         skipped = [str(var.get("name")) for var in bundle.env if "value" not in var]
         env.update({str(var["name"]): str(var["value"]) for var in bundle.env if "value" in var})
         if skipped:
@@ -200,10 +204,12 @@ class PluginSidecars:
         notes = [f"not set here: {', '.join(container.unresolved)}"] if container.unresolved else []
         if container.working_dir:
             notes.append(f"workingDir {container.working_dir} ignored: it runs in {Path.cwd()}")
-        process = _Process(container, self._environment(container.env), log)
+        user, user_note = pod_user(container.plugin, container.source, container.security_context)
+        process = _Process(container, self._environment(container.env), log, user=user, token_file=path)
         self._processes.append(process)
         self.logs.append((container.plugin, log))
         process.start(self.wait_timeout)
+        notes.insert(0, f"{user_note}; {process.user_note}" if process.user_note else user_note)
         self.say(f"Plugin {container.plugin} ({container.source}, meant for image {container.image or '-'}):")
         self.say(f"  started: {process.command_line()}")
         self._tell(url=process.url, token=token_file.describe(), log=log, notes=notes)

@@ -26,7 +26,7 @@ from argoplug.conformance.driver import (
     check_launched,
     run_checks,
 )
-from argoplug.conformance.rules import Limits, Verdict
+from argoplug.conformance.rules import Limits, Verdict, judge_token_user
 from argoplug.protocol import DEFAULT_TOKEN_FILE
 
 if TYPE_CHECKING:
@@ -55,7 +55,9 @@ def check_command(
     else /var/run/argo/token when readable, else the own-key rules are SKIPs); an installed argoplug
     plugin name or `module:attr` (started with `argoplug serve` and a fresh token); an Argo plugin folder,
     `plugin.yaml`, built ConfigMap YAML or argoplug bundle (started as `argoplug run` starts it, by
-    `argoplug.agent.plugins`; a container's token file at `token_file`, default /var/run/argo/token).
+    `argoplug.agent.plugins`; a container's token file at `token_file`, default /var/run/argo/token);
+    for these, the `token-user` rule judges first whether the sidecar's user reads the token in Argo's
+    agent pod, and a FAIL there starts nothing.
     The plugin key: `plugin_key`, else the plugin's name from plugin.yaml / the ConfigMap, else the keys
     the server lists at `GET /healthz` (argoplug servers), each checked in turn. `plugin_args`: YAML or
     JSON text, the plugin block's value in calls of its own key (default `{}`): the plugin's handler
@@ -74,7 +76,9 @@ def check_command(
     seed = random.randrange(1_000_000) if seed is None else seed
     for note in plan.notes:
         console.print(note, markup=False, highlight=False)
-    if plan.launcher is None:
+    if any(verdict.status == "FAIL" for verdict in plan.checks):
+        results: Mapping[str, Sequence[Verdict]] = {", ".join(plan.keys) or target: plan.checks}
+    elif plan.launcher is None:
         others = {key: [k for k in plan.served if k != key] for key in plan.keys}
         results = {
             key: run_checks(
@@ -98,6 +102,7 @@ def check_command(
             return EXIT_USAGE
         if launched is not None and launched.description:
             console.print(launched.description, markup=False, highlight=False)
+        results = {key: [*plan.checks, *found] for key, found in results.items()}
     _print_report(console, results, seed)
     return EXIT_FAILED if any(v.status == "FAIL" for found in results.values() for v in found) else EXIT_OK
 
@@ -116,6 +121,7 @@ class _Plan:
     url: str = ""
     token: str | None = None
     launcher: Launcher | None = None
+    checks: list[Verdict] = dataclasses.field(default_factory=list)  # judged before anything starts
 
 
 def _parse_args(text: str | None) -> dict[str, Any]:
@@ -211,7 +217,10 @@ def _manifest_plan(
             raise _UsageError(f"--token-file is not for {target}: a bundle is served with a fresh token file")
         notes = [f"Checking the argoplug bundle {target}, started as argoplug run starts it."]
         return _Plan(
-            [plugin_key] if plugin_key else [], notes, launcher=_sidecars_launcher(target, None, limits)
+            [plugin_key] if plugin_key else [],
+            notes,
+            launcher=_sidecars_launcher(target, None, limits),
+            checks=_bundle_checks(path),
         )
     try:
         container = load_container(path)
@@ -233,7 +242,19 @@ def _manifest_plan(
     notes = [f"Checking the Argo plugin {container.plugin} ({target}), its sidecar command started here."]
     if not plugin_key:
         notes.append(f"Plugin key: {key!r}, the plugin's name.")
-    return _Plan([key], notes, launcher=_sidecars_launcher(target, token_file, limits))
+    checks = [judge_token_user(container.security_context)]
+    return _Plan([key], notes, launcher=_sidecars_launcher(target, token_file, limits), checks=checks)
+
+
+def _bundle_checks(path: Path) -> list[Verdict]:
+    """The bundle's token-user verdict; none when it does not load (starting it then says why)."""
+    from argoplug.build.bundle import BundleError, load_bundle
+
+    try:
+        bundle = load_bundle(path / "argoplug.yaml" if path.is_dir() else path)
+    except BundleError:
+        return []
+    return [judge_token_user(bundle.security_context)]
 
 
 def _manifest_kind(path: Path) -> str:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
+
+from argoplug.token_access import AGENT_UID, container_identity, security_context_problem
 
 __all__ = [
     "AGENT_WORKERS",
@@ -22,6 +24,7 @@ __all__ = [
     "C_OWN",
     "C_START",
     "C_TOKEN_MISSING",
+    "C_TOKEN_USER",
     "C_TOKEN_WRONG",
     "C_UNKNOWN",
     "C_VECTOR",
@@ -38,6 +41,7 @@ __all__ = [
     "judge_own",
     "judge_refused",
     "judge_start",
+    "judge_token_user",
     "judge_tolerance",
     "judge_vector",
     "own_problem",
@@ -61,6 +65,10 @@ C_CONCURRENCY = "§2: up to 16 calls (ARGO_AGENT_TASK_WORKERS) run at once, each
 C_ANSWER_TIME = "§3 rule 5: answer well inside 30 s; long work is answered Running + requeue and polled"
 C_BAD = "§2: the agent calls only POST /api/v1/template.execute: any answer to other requests is harmless"
 C_START = "§3 rule 7: a plugin sidecar must be listening within about 15 s of start"
+C_TOKEN_USER = (
+    "§4: the sidecar's user reads /var/run/argo/token, which Argo's agent writes as uid 8737, gid 0, "
+    "mode 0440 (Argo issue #13015)"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -403,3 +411,19 @@ def _clip(text: str, width: int) -> str:
 
 def _duration(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def judge_token_user(security_context: Mapping[str, Any] | None) -> Verdict:
+    """Judge whether the sidecar, run as its `securityContext` says in Argo's agent pod, reads its token.
+
+    PASS for uid 8737 (the file's owner) or gid 0 (its group); FAIL for another uid and gid (every call
+    would get 503); WARN for another uid without `runAsGroup`, which the image's /etc/passwd decides
+    (`token_access.security_context_problem`).
+    """
+    uid, gid = container_identity(security_context)
+    problem = security_context_problem(security_context)
+    if problem is None:
+        who = "the token file's owner" if uid == AGENT_UID else "in the token file's group"
+        shown = f"uid {uid}" + ("" if gid is None else f", gid {gid}")
+        return Verdict("token-user", "PASS", f"the sidecar runs as {shown}, {who}", C_TOKEN_USER)
+    return Verdict("token-user", "WARN" if gid is None else "FAIL", problem, C_TOKEN_USER)
