@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -117,3 +118,79 @@ def test_memory_is_bounded_and_forgetting_costs_only_a_find() -> None:
     assert len(tracker._entries) == 2
     assert tracker.run("a", system).phase is Phase.RUNNING
     assert system.starts == ["a-1", "b-1", "c-1"]
+
+
+class CancellableSystem(FakeSystem):
+    """FakeSystem whose jobs can be cancelled; `hang` makes cancel block until `release` is set."""
+
+    def __init__(self, *, hang: bool = False, fail: bool = False) -> None:
+        super().__init__()
+        self.cancelled: list[str] = []
+        self.hang, self.fail = hang, fail
+        self.release = threading.Event()
+
+    def cancel(self, state: JobState) -> str:
+        if self.hang:
+            self.release.wait(10)
+        if self.fail:
+            raise TemporaryError("throttled")
+        self.cancelled.append(state.ref)
+        return f"stopped {state.ref}"
+
+
+def test_stop_cancels_running_jobs_only_and_not_those_that_opted_out() -> None:
+    system, tracker = CancellableSystem(), JobTracker()
+    tracker.run("a", system)
+    tracker.run("keep", system, cancel_on_stop=False)
+    tracker.run("done", system)
+    system.jobs["done-1"] = JobState("done-1", JobStatus.SUCCEEDED, attempt=1)
+    tracker.run("done", system)
+    stopped = tracker.stop(timeout=5)
+    assert [(s.key, s.ref, s.outcome, s.stopped) for s in stopped] == [("a", "a-1", "stopped a-1", True)]
+    assert system.cancelled == ["a-1"]
+    assert tracker.stop(timeout=5) == []  # each job is cancelled once
+
+
+def test_a_plain_external_job_is_never_cancelled() -> None:
+    system, tracker = FakeSystem(), JobTracker()
+    tracker.run("a", system)
+    assert tracker.stop(timeout=1) == []
+
+
+def test_a_cancel_that_hangs_is_given_up_after_the_timeout_and_one_that_fails_is_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hanging, failing = CancellableSystem(hang=True), CancellableSystem(fail=True)
+    tracker = JobTracker()
+    tracker.run("slow", hanging)
+    tracker.run("bad", failing)
+    try:
+        stopped = {s.key: s for s in tracker.stop(timeout=0.3)}
+    finally:
+        hanging.release.set()
+    assert stopped["slow"].outcome == "no answer within 0.3 s" and not stopped["slow"].stopped
+    assert stopped["bad"].outcome == "could not stop it: throttled" and not stopped["bad"].stopped
+    messages = [r.getMessage() for r in caplog.records if r.name == "argoplug.jobs"]
+    assert "sidecar stopping: could not stop bad-1 of task bad: throttled" in messages
+    assert "sidecar stopping: slow-1 of task slow was not stopped within 0.3 s" in messages
+
+
+def test_while_stopping_a_call_starts_nothing_and_cancels_what_it_finds_running() -> None:
+    hanging, other = CancellableSystem(hang=True), CancellableSystem()
+    other.jobs["found-1"] = JobState("found-1", JobStatus.RUNNING, attempt=1)
+    tracker = JobTracker()
+    tracker.run("slow", hanging)
+    stopping = threading.Thread(target=tracker.stop, kwargs={"timeout": 5})
+    stopping.start()
+    try:
+        while not tracker._stopping:  # the stop has begun
+            time.sleep(0.001)
+        with pytest.raises(TemporaryError, match="the sidecar is stopping: task new is not started here"):
+            tracker.run("new", other)
+        tracker.run("found", other)
+        assert other.cancelled == ["found-1"] and other.starts == []
+    finally:
+        hanging.release.set()
+        stopping.join()
+    tracker.run("new", other)  # once stopped, the tracker works as before
+    assert other.starts == ["new-1"]

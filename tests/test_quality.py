@@ -46,6 +46,7 @@ def test_public_api_is_pinned() -> None:
 
     assert sorted(argoplug.__all__) == [
         "ArgumentError",
+        "CancellableJob",
         "ExternalJob",
         "JobState",
         "JobStatus",

@@ -1,17 +1,24 @@
-"""A sidecar killed and restarted in the middle of a pipeline execution starts no second execution.
+"""A sidecar killed and restarted in the middle of a pipeline execution starts no second execution; one
+stopped (SIGTERM) stops the executions it started that still run.
 
-Real processes and sockets: `argoplug serve` as a subprocess (SIGKILL, then started again) against moto's
-HTTP server in this process. moto reports executions Succeeded at once, so new executions are made to
-start `Executing` here, and finished by hand, as SageMaker would finish them.
+Real processes and sockets: `argoplug serve` as a subprocess (SIGKILL, then started again; or SIGTERM)
+against moto's HTTP server in this process. moto reports executions Succeeded at once, so new executions
+are made to start `Executing` here, and finished by hand, as SageMaker would finish them. moto has no
+StopPipelineExecution: the fixture adds it to moto's server, recording each call and setting the
+execution `Stopping`, as SageMaker answers it.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from moto.core.responses import ActionResult
 from moto.sagemaker import models as sagemaker_models
+from moto.sagemaker import responses as sagemaker_responses
 
 from argoplug.aws.sandbox import AwsSandbox, SandboxPipeline
 from argoplug.testing import Sidecar, make_request
@@ -34,11 +41,28 @@ def executions(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[AwsSandbox, di
         self.pipeline_execution_status = "Executing"
 
     monkeypatch.setattr(sagemaker_models.FakePipelineExecution, "__init__", start_executing)
+    monkeypatch.setattr(
+        sagemaker_responses.SageMakerResponse, "stop_pipeline_execution", _stop_execution, raising=False
+    )
+    STOP_CALLS.clear()
     with AwsSandbox(
         account=ACCOUNT, region=REGION, pipelines=[SandboxPipeline(name="MyPipeline")]
     ) as sandbox:
         backend = sagemaker_models.sagemaker_backends[ACCOUNT][REGION]
         yield sandbox, backend.pipelines["MyPipeline"].pipeline_executions
+
+
+# The StopPipelineExecution requests moto's server got: (PipelineExecutionArn, ClientRequestToken).
+STOP_CALLS: list[tuple[str, str]] = []
+
+
+def _stop_execution(self: Any) -> ActionResult:
+    """StopPipelineExecution as SageMaker answers it: the execution goes `Stopping`, its ARN comes back."""
+    arn, token = self._get_param("PipelineExecutionArn"), self._get_param("ClientRequestToken")
+    STOP_CALLS.append((arn, token))
+    pipeline = self.sagemaker_backend.pipelines[arn.split("/")[1]]
+    pipeline.pipeline_executions[arn].pipeline_execution_status = "Stopping"
+    return ActionResult({"PipelineExecutionArn": arn})
 
 
 def sidecar_env(sandbox: AwsSandbox) -> dict[str, str | None]:
@@ -98,3 +122,42 @@ def test_a_different_task_starts_its_own_execution(executions: tuple[AwsSandbox,
         second = outputs(sidecar.post(other).json())["execution-arn"]
     assert first != second
     assert sorted(started) == sorted([first, second])
+
+
+def test_a_sidecar_sent_sigterm_stops_the_executions_still_running_and_exits_in_time(
+    executions: tuple[AwsSandbox, dict[str, Any]],
+) -> None:
+    sandbox, started = executions
+    keep = make_request(
+        {"sagemaker-pipelines": {"pipeline": "MyPipeline", "cancel_on_stop": False}},
+        template_name="publish",
+        workflow="train-x7k2p",
+        uid="0b6f4c1e-4a55-4d8e-9d61-2f3c1c9a7e01",
+    )
+    ended = make_request(
+        {"sagemaker-pipelines": {"pipeline": "MyPipeline", "parameters": {"epochs": 1}}},
+        template_name="train",
+        workflow="train-x7k2p",
+        uid="0b6f4c1e-4a55-4d8e-9d61-2f3c1c9a7e01",
+    )
+    sidecar = Sidecar(["sagemaker-pipelines"], env=sidecar_env(sandbox))
+    with sidecar:
+        running = outputs(sidecar.post(REQUEST).json())["execution-arn"]
+        kept = outputs(sidecar.post(keep).json())["execution-arn"]
+        finished = outputs(sidecar.post(ended).json())["execution-arn"]
+        started[finished].pipeline_execution_status = "Succeeded"
+        assert sidecar.post(ended).json()["node"]["phase"] == "Succeeded"
+        before = time.monotonic()
+        code = sidecar.stop(timeout=25.0)  # SIGTERM; SIGKILL only after 25 s
+        took = time.monotonic() - before
+        log = [json.loads(line) for line in sidecar.log_path.read_text().splitlines() if line.startswith("{")]
+    assert code == -15  # uvicorn shuts down, then ends itself with the signal it got, as a process should
+    # The bound: 5 s for calls in flight (none here) + stop_jobs_timeout (15 s), inside the 30 s grace.
+    assert took < 20.0
+    assert [arn for arn, _ in STOP_CALLS] == [running]
+    assert STOP_CALLS[0][1] == f"argoplug-sigterm-stop-{running.rsplit('/', 1)[-1]}"
+    assert started[running].pipeline_execution_status == "Stopping"
+    assert started[kept].pipeline_execution_status == "Executing"
+    said = [entry["message"] for entry in log if entry.get("logger") == "argoplug.jobs"]
+    assert len(said) == 1, said
+    assert said[0].startswith(f"sidecar stopping: asked pipeline execution {running} to stop (task ")

@@ -1,17 +1,19 @@
 """argoplug: a framework and toolkit for Argo Workflows executor plugins.
 
 The public API: declare a `Plugin`, write its handler, return a `Result` or raise `TemporaryError` /
-`PermanentError`; run long external work through `JobTracker`;
+`PermanentError`; run long external work through `JobTracker` (a `CancellableJob` is stopped with the
+sidecar);
 mark hook implementations (`argoplug.hookspecs`) with `hookimpl`. Everything else may change.
 """
 
 from argoplug.hookspecs import hookimpl
-from argoplug.jobs import ExternalJob, JobState, JobStatus, JobTracker
+from argoplug.jobs import CancellableJob, ExternalJob, JobState, JobStatus, JobTracker
 from argoplug.plugin import ArgumentError, PermanentError, Plugin, Result, Task, TemporaryError
 from argoplug.protocol import Phase
 
 __all__ = [
     "ArgumentError",
+    "CancellableJob",
     "ExternalJob",
     "JobState",
     "JobStatus",

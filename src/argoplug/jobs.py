@@ -2,6 +2,13 @@
 
 Plugin handlers that start work elsewhere (a SageMaker pipeline execution, a Kubeflow run) describe that
 work as an `ExternalJob` and let a `JobTracker` decide, call by call, whether to start, find or poll it.
+
+When the sidecar is stopped, `stop_running_jobs` stops what is still running. Argo never tells a plugin
+that a workflow was stopped or terminated (argoproj/argo-workflows#10476): it fails the nodes and deletes
+the agent pod, whose containers get SIGTERM and the pod's grace period (30 s by default) before SIGKILL.
+The server calls `stop_running_jobs` on SIGTERM; a job whose `ExternalJob` has a `cancel` method and
+whose `run` call did not say `cancel_on_stop=False` is cancelled then. A SIGKILL, an OOM kill or a lost
+node cancels nothing, and neither does a job this process no longer remembers (`max_entries`).
 """
 
 from __future__ import annotations
@@ -9,13 +16,31 @@ from __future__ import annotations
 import collections
 import dataclasses
 import enum
+import logging
 import threading
-from collections.abc import Mapping
-from typing import Any, Protocol
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
 
-from argoplug.plugin import Result
+from argoplug.plugin import Result, TemporaryError
 
-__all__ = ["ExternalJob", "JobState", "JobStatus", "JobTracker"]
+__all__ = [
+    "STOP_JOBS_TIMEOUT",
+    "CancellableJob",
+    "ExternalJob",
+    "JobState",
+    "JobStatus",
+    "JobTracker",
+    "StoppedJob",
+    "stop_running_jobs",
+]
+
+log = logging.getLogger("argoplug.jobs")
+
+# Seconds `stop_running_jobs` waits for the cancels by default: with the server's 5 s for calls still in
+# flight, well inside Kubernetes' default 30 s terminationGracePeriodSeconds.
+STOP_JOBS_TIMEOUT = 15.0
 
 
 class JobStatus(enum.Enum):
@@ -61,7 +86,31 @@ class ExternalJob(Protocol):
         ...
 
 
+@runtime_checkable
+class CancellableJob(ExternalJob, Protocol):
+    """An `ExternalJob` that can be stopped: `stop_running_jobs` calls `cancel` when the sidecar stops."""
+
+    def cancel(self, state: JobState) -> str:
+        """Ask the external system to stop the attempt `state` describes; return what was done, for the log.
+
+        Runs in a thread of its own, once, and must return within seconds (`STOP_JOBS_TIMEOUT` bounds the
+        wait, not the call). Raises what `poll` raises.
+        """
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoppedJob:
+    """What `stop_running_jobs` did for one job: its task `key`, `ref`, and `outcome` (for the log)."""
+
+    key: str
+    ref: str
+    outcome: str
+    stopped: bool
+
+
 _LOCK_STRIPES = 64
+_trackers: weakref.WeakSet[JobTracker] = weakref.WeakSet()
 
 
 @dataclasses.dataclass(slots=True)
@@ -69,6 +118,7 @@ class _Entry:
     state: JobState
     polls: int = 0
     reported: bool = False  # a terminal result of this attempt has been answered
+    cancel: Callable[[JobState], str] | None = None  # stops it when the sidecar stops
 
 
 class JobTracker:
@@ -85,7 +135,8 @@ class JobTracker:
       with an identical template) starts the next attempt.
 
     Calls for the same key are serialised; memory holds at most `max_entries` keys (oldest dropped,
-    which only costs a `find` on their next call). Thread-safe.
+    which only costs a `find` on their next call). Thread-safe. Every tracker of the process is stopped
+    by `stop_running_jobs`: meanwhile it starts nothing (TemporaryError) and cancels a job found running.
     """
 
     def __init__(self, *, first_delay: float = 5.0, max_entries: int = 10_000) -> None:
@@ -97,23 +148,60 @@ class JobTracker:
         # Calls of one key are serialised by one of a fixed set of locks: bounded, whatever the keys.
         self._locks = tuple(threading.Lock() for _ in range(_LOCK_STRIPES))
         self._guard = threading.Lock()
+        self._stopping = False
+        _trackers.add(self)
 
-    def run(self, key: str, job: ExternalJob, *, max_delay: float = 60.0) -> Result:
+    def run(
+        self, key: str, job: ExternalJob, *, max_delay: float = 60.0, cancel_on_stop: bool = True
+    ) -> Result:
         """Advance the job of `key` by one call and return the node's result.
 
-        `max_delay` (seconds) caps the requeue backoff. Raises what `job` raises.
+        `max_delay` (seconds) caps the requeue backoff. `cancel_on_stop`: when `job` is a
+        `CancellableJob`, cancel it if it is still running when the sidecar stops (`stop_running_jobs`);
+        False for jobs that must outlive the workflow. Raises what `job` raises, and TemporaryError
+        instead of starting a job once the sidecar is stopping.
         """
+        cancel = job.cancel if cancel_on_stop and isinstance(job, CancellableJob) else None
         with self._lock_for(key):
             entry = self._entries.get(key)
             if entry is None:
                 state = job.find(key)
-                entry = _Entry(state if state is not None else job.start(key, 1))
+                entry = _Entry(state if state is not None else self._start(job, key, 1), cancel=cancel)
             elif entry.reported and entry.state.status is JobStatus.FAILED:
-                entry = _Entry(job.start(key, entry.state.attempt + 1))
+                entry = _Entry(self._start(job, key, entry.state.attempt + 1), cancel=cancel)
             elif not entry.reported:
                 entry.state = job.poll(entry.state)
+                if not self._stopping:  # once stopping, a job is cancelled once, by whoever saw it first
+                    entry.cancel = cancel
             self._remember(key, entry)
+            late = entry.cancel if self._stopping and entry.state.status is JobStatus.RUNNING else None
+            if late is not None:  # found running after the stop began
+                entry.cancel = None
+                _cancel_one(key, entry.state, late)
             return self._result(entry, max_delay)
+
+    def _start(self, job: ExternalJob, key: str, attempt: int) -> JobState:
+        if self._stopping:
+            raise TemporaryError(f"the sidecar is stopping: task {key} is not started here")
+        return job.start(key, attempt)
+
+    def stop(self, timeout: float = STOP_JOBS_TIMEOUT) -> list[StoppedJob]:
+        """Cancel every job of this tracker still running (see `stop_running_jobs`).
+
+        While it does, calls start nothing and cancel what they find running. After it the tracker is as
+        before (an in-process server, e.g. `argoplug.testing.LiveServer`, may be started again).
+        """
+        with self._guard:
+            self._stopping = True
+            running = []
+            for key, entry in self._entries.items():
+                if entry.cancel is not None and entry.state.status is JobStatus.RUNNING:
+                    running.append((key, entry.state, entry.cancel))
+                    entry.cancel = None
+        try:
+            return _cancel_all(running, timeout)
+        finally:
+            self._stopping = False
 
     def forget(self, key: str) -> None:
         """Drop what is remembered of `key` (the next call asks the external system again)."""
@@ -140,3 +228,57 @@ class JobTracker:
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
+
+
+def stop_running_jobs(timeout: float = STOP_JOBS_TIMEOUT) -> list[StoppedJob]:
+    """Cancel every external job still running that a `JobTracker` of this process started or found.
+
+    Each cancel (`CancellableJob.cancel`) runs in a thread of its own, all at once; the call returns
+    once all have, or after `timeout` seconds, and logs each (logger `argoplug.jobs`): what was stopped,
+    what failed and why, what did not answer in time. Meanwhile the trackers start nothing. The server
+    calls it on SIGTERM (`argoplug.server`), after its calls in flight were answered or given up; see
+    the module's docstring for what it cannot cover.
+    """
+    deadline = time.monotonic() + timeout
+    stopped: list[StoppedJob] = []
+    for tracker in list(_trackers):
+        stopped += tracker.stop(max(0.0, deadline - time.monotonic()))
+    return stopped
+
+
+def _cancel_one(key: str, state: JobState, cancel: Callable[[JobState], str]) -> StoppedJob:
+    try:
+        outcome = cancel(state)
+    except Exception as exc:  # a cancel that fails is logged; the others go on
+        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        log.error("sidecar stopping: could not stop %s of task %s: %s", state.ref, key, message)
+        return StoppedJob(key, state.ref, f"could not stop it: {message}", stopped=False)
+    log.warning("sidecar stopping: %s (task %s)", outcome, key)
+    return StoppedJob(key, state.ref, outcome, stopped=True)
+
+
+def _cancel_all(
+    running: list[tuple[str, JobState, Callable[[JobState], str]]], timeout: float
+) -> list[StoppedJob]:
+    """Run each cancel in a daemon thread (a hung one cannot hold the exit) and wait `timeout` seconds."""
+    results: dict[int, StoppedJob] = {}
+    threads = []
+    for index, (key, state, cancel) in enumerate(running):
+
+        def work(index: int = index, key: str = key, state: JobState = state, cancel: Any = cancel) -> None:
+            results[index] = _cancel_one(key, state, cancel)
+
+        thread = threading.Thread(target=work, name=f"argoplug-stop-{key}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    found = []
+    for index, (key, state, _) in enumerate(running):
+        if index in results:
+            found.append(results[index])
+        else:
+            log.error("sidecar stopping: %s of task %s was not stopped within %g s", state.ref, key, timeout)
+            found.append(StoppedJob(key, state.ref, f"no answer within {timeout:g} s", stopped=False))
+    return found

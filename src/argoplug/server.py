@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from argoplug.hooks import HookError, Implementation, failure_message, implementations
+from argoplug.jobs import STOP_JOBS_TIMEOUT, stop_running_jobs
 from argoplug.plugin import PermanentError, Plugin, Result, Task, TemporaryError, outcome_for, result_for
 from argoplug.protocol import (
     DEFAULT_PORT,
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_TOKEN_FILE", "ServerSettings", "configure_logging", "create_app", "serve"]
 
 AGENT_CALL_TIMEOUT = 30.0  # the agent's HTTP client timeout (workflow/executor/agent.go)
+POD_GRACE_PERIOD = 30.0  # Kubernetes' default terminationGracePeriodSeconds: SIGTERM, then SIGKILL
+STOP_GRACE = 5  # seconds calls in flight get once SIGTERM came (uvicorn's timeout_graceful_shutdown)
 
 log = logging.getLogger("argoplug.server")
 
@@ -78,7 +81,11 @@ class ServerSettings(msgspec.Struct, kw_only=True, frozen=True):
     the handler again. `late_result_ttl` (seconds): how long a result that finished after its call was
     answered is kept for that next call. `handler_threads`: threads for sync handlers. `tune_gc`: after
     start-up, freeze the objects made so far out of the garbage collector's reach and collect the young
-    generation less often (see `_tune_gc`). Raises ValueError for values out of range.
+    generation less often (see `_tune_gc`). `stop_jobs_timeout` (seconds): when the server stops
+    (SIGTERM: Argo deletes the agent pod of a workflow stopped, terminated or ended), how long it waits
+    for the external jobs still running to be cancelled (`argoplug.jobs.stop_running_jobs`); with the
+    `STOP_GRACE` seconds given to calls in flight it stays under Kubernetes' default 30 s grace period.
+    Raises ValueError for values out of range.
     """
 
     token_file: str = DEFAULT_TOKEN_FILE
@@ -87,6 +94,7 @@ class ServerSettings(msgspec.Struct, kw_only=True, frozen=True):
     late_result_ttl: float = 3600.0
     handler_threads: int = 64
     tune_gc: bool = True
+    stop_jobs_timeout: float = STOP_JOBS_TIMEOUT
 
     def __post_init__(self) -> None:
         if not 0 < self.handler_deadline < AGENT_CALL_TIMEOUT:
@@ -96,6 +104,11 @@ class ServerSettings(msgspec.Struct, kw_only=True, frozen=True):
             )
         if not 0 < self.deadline_requeue < float("inf"):
             raise ValueError(f"deadline_requeue must be > 0 seconds, got {self.deadline_requeue!r}")
+        if not 0 <= self.stop_jobs_timeout < POD_GRACE_PERIOD - STOP_GRACE:
+            raise ValueError(
+                f"stop_jobs_timeout must be from 0 to below {POD_GRACE_PERIOD - STOP_GRACE:g} seconds (in "
+                f"the pod's default {POD_GRACE_PERIOD:g} s grace period), got {self.stop_jobs_timeout!r}"
+            )
         if self.handler_threads < 1:
             raise ValueError(f"handler_threads must be >= 1, got {self.handler_threads!r}")
 
@@ -322,6 +335,7 @@ class _PluginServer:
         try:
             yield
         finally:
+            stop_running_jobs(self.settings.stop_jobs_timeout)  # bounded; nothing is served any more
             await self._shut_down()
             pool.shutdown(wait=False, cancel_futures=True)
             log.info("plugin server stopped")
@@ -510,9 +524,10 @@ def serve(
     """Serve `plugins` on `host:port` with uvicorn until SIGTERM or SIGINT, with the server hooks of `hooks`.
 
     The startup hooks run before the port is bound; the shutdown hooks after the last answer, once a
-    signal came. Raises the HookError of a startup hook that raised (it is logged with its traceback
-    first, and nothing was served); uvicorn's own start failures (e.g. the port is taken) leave as the
-    SystemExit uvicorn raises.
+    signal came: calls in flight get `STOP_GRACE` seconds, then the external jobs still running are
+    cancelled (`ServerSettings.stop_jobs_timeout`). Raises the HookError of a startup hook that raised
+    (it is logged with its traceback first, and nothing was served); uvicorn's own start failures (e.g.
+    the port is taken) leave as the SystemExit uvicorn raises.
     """
     import uvicorn
 
@@ -527,6 +542,7 @@ def serve(
         log_level="warning",
         lifespan="on",
         ws="none",
+        timeout_graceful_shutdown=STOP_GRACE,
     )
     server: _PluginServer = app.state.plugin_server
     # A startup hook's failure is logged by the server, with the hook's traceback; uvicorn would log it

@@ -61,6 +61,9 @@ class SageMakerArgs(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     - `poll`: the longest requeue while waiting, in seconds or as a Go duration ("2m"); default 60 s.
       Requeues start at 5 s and double up to it.
     - `execution_arn`: the execution to stop (stop).
+    - `cancel_on_stop`: stop the execution (StopPipelineExecution) if it is still running when the
+      sidecar is stopped (SIGTERM: Argo deletes the agent pod of a stopped, terminated or failed
+      workflow); default true, false for an execution that must outlive the workflow (`argoplug.jobs`).
     """
 
     action: Literal["validate", "execute", "stop"] = "execute"
@@ -73,6 +76,7 @@ class SageMakerArgs(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     wait: bool = True
     poll: float | str = DEFAULT_POLL
     execution_arn: str = ""
+    cancel_on_stop: bool = True
 
 
 class AwfAwsArgs(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -82,7 +86,7 @@ class AwfAwsArgs(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     to the native `pipeline`, `region`, `account_id` and `parameters`. `service` may be left out when
     `pipeline_name` is given (it means `amazon_sagemaker_pipelines`). `job_name`, `step_function_name` and
     `lambda_function_name` belong to the services not supported yet; they are accepted so that such a
-    template fails saying so.
+    template fails saying so. `cancel_on_stop` is argoplug's, as in `SageMakerArgs`.
     """
 
     action: Literal["validate", "execute"]
@@ -94,6 +98,7 @@ class AwfAwsArgs(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     job_name: str = ""
     step_function_name: str = ""
     lambda_function_name: str = ""
+    cancel_on_stop: bool = True
 
 
 # Native field → the awf-aws field it comes from (for messages, and to leave unconverted fields alone).
@@ -193,6 +198,7 @@ def native_args(args: AwfAwsArgs) -> SageMakerArgs:
         region=args.region_name,
         account_id=args.account_id,
         parameters=args.parameters,
+        cancel_on_stop=args.cancel_on_stop,
     )
 
 

@@ -108,6 +108,11 @@ def client_request_token(key: str, attempt: int) -> str:
     return f"argoplug-{key}-{attempt}"
 
 
+def stop_request_token(execution_id: str) -> str:
+    """Return the StopPipelineExecution ClientRequestToken of a stop on SIGTERM, from the execution's id."""
+    return f"argoplug-sigterm-stop-{execution_id}"[:128]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Target:
     """Where the AWS calls of one task go: region, role and the STS session name."""
@@ -245,6 +250,19 @@ class ExecutionJob:
         described = _describe(self.sm, state.ref)
         steps = _steps(self.sm, self.runtime, self.budget, state.ref)
         return _execution_state(described, steps, state.attempt, wait=self.wait)
+
+    def cancel(self, state: JobState) -> str:
+        """StopPipelineExecution of the attempt `state` names: the sidecar is stopping (`argoplug.jobs`).
+
+        Its ClientRequestToken is `stop_request_token`. An execution that ended meanwhile answers
+        ConflictException, raised as PermanentError (logged: nothing was left to stop).
+        """
+        name = state.ref.rsplit("/", 1)[-1]
+        with aws.translated_errors():
+            self.sm.stop_pipeline_execution(
+                PipelineExecutionArn=state.ref, ClientRequestToken=stop_request_token(name)
+            )
+        return f"asked pipeline execution {state.ref} to stop"
 
 
 class StopJob:

@@ -153,6 +153,9 @@ def _run(task: Task, args: SageMakerArgs) -> Result:
       reported failure starts the next attempt.
     - stop: StopPipelineExecution, then Running until DescribePipelineExecution says Stopped (Succeeded).
 
+    An execution still running when the sidecar stops is stopped (StopPipelineExecution), unless
+    `cancel_on_stop` is false.
+
     Execute and stop report `pipeline-arn`, `execution-arn`, `execution-status`, `failure-reason` and
     `steps` (JSON list of {name, status, failure_reason} from ListPipelineExecutionSteps; `[]` when that
     call fails). A call spends at most `executions.CALL_SECONDS` on AWS. Raises TemporaryError
@@ -171,7 +174,9 @@ def _run(task: Task, args: SageMakerArgs) -> Result:
             job = StopJob(target, runtime, args.execution_arn, budget)
         else:
             job = ExecutionJob(target, runtime, args, task, budget)
-        return runtime.tracker.run(task.key, job, max_delay=poll_seconds(args.poll))
+        return runtime.tracker.run(
+            task.key, job, max_delay=poll_seconds(args.poll), cancel_on_stop=args.cancel_on_stop
+        )
 
 
 _EMPTY_VALIDATE: Mapping[str, str] = {"pipeline-arn": "", "pipeline-status": ""}
