@@ -35,7 +35,11 @@ def test_a_module_attr_path_loads_a_plugin(on_path: None) -> None:
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("nope", "no plugin named 'nope' is installed (installed: sagemaker-pipelines"),
+        (
+            "nope",
+            "no plugin named 'nope' is installed (installed: glue-job, lambda-function, sagemaker-pipelines, "
+            "step-functions",
+        ),
         ("no_such_module:x", "cannot import plugin module 'no_such_module'"),
         ("sample_plugins:missing", "'sample_plugins' has no attribute 'missing'"),
         ("sample_plugins:GreetArgs", "sample_plugins:GreetArgs is not a plugin"),

@@ -1,7 +1,8 @@
 """Fixtures for the AWS plugin tests: moto's server (through AwsSandbox), a clean AWS environment, Stubbers.
 
-Every test gets a fresh JobTracker and an empty client cache, so no state leaks between tests. Tests that
-stub botocore point AWS_ENDPOINT_URL at a closed loopback port: nothing can reach real AWS.
+Every test gets fresh JobTrackers (SageMaker, Glue, Step Functions) and an empty client cache, so no state
+leaks between tests. Tests that stub botocore point AWS_ENDPOINT_URL at a closed loopback port: nothing can
+reach real AWS.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sagemaker_support import ACCOUNT, REGION, FakeClock, Stubs
 from argoplug import aws
 from argoplug.aws.sandbox import AwsSandbox, SandboxPipeline
 from argoplug.jobs import JobTracker
-from argoplug.plugins import sagemaker
+from argoplug.plugins import glue, sagemaker, step_functions
 from argoplug.testing import LiveServer
 
 # Variables that would let botocore find credentials or endpoints outside the test's control.
@@ -33,6 +34,9 @@ _AWS_VARIABLES = (
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_SAGEMAKER",
     "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL_GLUE",
+    "AWS_ENDPOINT_URL_SFN",
+    "AWS_ENDPOINT_URL_LAMBDA",
     "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
     "AWS_REGION",
     "AWS_DEFAULT_REGION",
@@ -49,9 +53,13 @@ def isolated_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Job
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     aws.clear_cache()
     tracker = sagemaker.use_tracker()
+    glue.use_tracker()
+    step_functions.use_tracker()
     yield tracker
     aws.clear_cache()
     sagemaker.use_tracker()
+    glue.use_tracker()
+    step_functions.use_tracker()
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from argoplug.testing import LiveServer
 
 EXECUTION_OUTPUTS = {"pipeline-arn", "execution-arn", "execution-status", "failure-reason", "steps"}
 VALIDATE_OUTPUTS = {"pipeline-arn", "pipeline-status"}
+GLUE_RUN_OUTPUTS = {"job-run-id", "job-run-state", "error-message", "execution-time"}
 
 
 @pytest.fixture(autouse=True)
@@ -72,9 +73,15 @@ def test_a_field_of_the_wrong_type_is_not_judged_again(server: LiveServer) -> No
         (native(action="validate", account_id="1234"), VALIDATE_OUTPUTS),
         (native(wait="maybe"), EXECUTION_OUTPUTS),  # a type error: refused by the plugin, not the core
         (native(action="run"), EXECUTION_OUTPUTS | VALIDATE_OUTPUTS),  # unknown action: every output
+        ({"awf-aws-plugin": {"action": "execute", "service": "aws_glue"}}, GLUE_RUN_OUTPUTS),
+        ({"awf-aws-plugin": {"action": "validate", "service": "aws_glue"}}, {"job-name", "glue-version"}),
         (
-            {"awf-aws-plugin": {"action": "execute", "service": "aws_glue", "job_name": "etl"}},
-            EXECUTION_OUTPUTS,
+            {"awf-aws-plugin": {"action": "execute", "service": "aws_step_functions"}},
+            {"execution-arn", "execution-status", "error", "cause", "output"},
+        ),
+        (
+            {"awf-aws-plugin": {"action": "execute", "service": "aws_lambda"}},
+            {"status-code", "function-error", "payload", "executed-version"},
         ),
         ({"awf-aws-plugin": {"action": "validate", "service": "amazon_s3"}}, VALIDATE_OUTPUTS),
         (

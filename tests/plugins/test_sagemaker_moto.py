@@ -194,19 +194,19 @@ def test_poll_accepts_seconds_and_go_durations() -> None:
 @pytest.mark.parametrize(
     ("service", "says"),
     [
-        ("aws_glue", "service 'aws_glue' is not supported yet"),
-        ("aws_step_functions", "service 'aws_step_functions' is not supported yet"),
-        ("aws_lambda", "service 'aws_lambda' is not supported yet"),
+        ("aws_glue", "`job_name` is required for service 'aws_glue'"),
+        ("aws_step_functions", "`step_function_name` is required for service 'aws_step_functions'"),
+        ("aws_lambda", "`lambda_function_name` is required for service 'aws_lambda'"),
         (
             "amazon_s3",
             "`service`: expected one of amazon_sagemaker_pipelines, aws_glue, aws_step_functions, aws_lambda",
         ),
     ],
 )
-def test_awf_aws_services_other_than_sagemaker_fail(server: LiveServer, service: str, says: str) -> None:
-    block = {
-        "awf-aws-plugin": {"action": "execute", "service": service, "job_name": "etl", "region_name": REGION}
-    }
+def test_awf_aws_blocks_of_each_service_are_checked_in_awf_aws_names(
+    server: LiveServer, service: str, says: str
+) -> None:
+    block = {"awf-aws-plugin": {"action": "execute", "service": service, "region_name": REGION}}
     reply = server.execute(block)
     assert reply["node"]["phase"] == "Failed"
     assert says in reply["node"]["message"]

@@ -102,7 +102,11 @@ def test_entering_again_starts_from_a_clean_state(tmp_path: Path) -> None:
     [
         ("account: [1\n", "is not YAML"),
         ("- a\n- b\n", "expected a mapping with account, region and pipelines, got list"),
-        ("acount: '100000000002'\n", "`acount` is not a field (expected one of: account, region, pipelines)"),
+        (
+            "acount: '100000000002'\n",
+            "`acount` is not a field (expected one of: account, region, pipelines, glue_jobs, "
+            "state_machines, lambda_functions)",
+        ),
         ("pipelines: [{name: A, defintion: {}}]\n", "`pipelines[0].defintion` is not a field"),
         ("pipelines: [{display_name: A}]\n", "`pipelines[0].name` is required"),
         ("pipelines: [{name: 3}]\n", "`pipelines[0].name`: Expected `str`, got `int`"),

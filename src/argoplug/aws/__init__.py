@@ -125,7 +125,7 @@ class AwsSetupError(Exception):
 class _Session:
     session: Any  # boto3.session.Session
     expires: float | None  # epoch seconds when assumed-role credentials expire; None: boto3 refreshes
-    clients: dict[tuple[str, int], Any] = dataclasses.field(default_factory=dict)
+    clients: dict[tuple[str, int, float], Any] = dataclasses.field(default_factory=dict)
     account: str | None = None
 
 
@@ -142,13 +142,15 @@ def client(
     role_arn: str | None = None,
     session_name: str = "argoplug",
     max_attempts: int = MAX_ATTEMPTS,
+    read_timeout: float = READ_TIMEOUT,
 ) -> Any:
     """Return a cached boto3 client for `service` in `region` (None: the environment's default region).
 
     With `role_arn`, the sidecar's credentials first assume that role (STS AssumeRole, session name
     `session_name`, 2–64 characters of `[\\w+=,.@-]`); the assumed credentials are renewed five minutes
     before they expire. Clients use botocore's standard retry mode with `max_attempts` attempts and
-    short timeouts (`CONNECT_TIMEOUT`, `READ_TIMEOUT` seconds). The endpoint comes from the standard
+    short timeouts (`CONNECT_TIMEOUT`, and `read_timeout` seconds: `READ_TIMEOUT`, longer for a call that
+    waits, such as a synchronous Lambda Invoke). The endpoint comes from the standard
     `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` variables, which botocore reads itself (a moto
     server, LocalStack...); clients are cached per endpoint too, so changing the variable takes effect.
 
@@ -156,12 +158,13 @@ def client(
     or AssumeRole's ClientError.
     """
     entry = _session(region, role_arn, session_name)
-    key = (service, max_attempts)
+    key = (service, max_attempts, read_timeout)
     with _lock:
         found = entry.clients.get(key)
         if found is None:
             # boto3 sessions are not thread-safe, so clients are created under the lock; clients are.
-            found = entry.clients[key] = entry.session.client(service, config=_config(max_attempts))
+            config = _config(max_attempts, read_timeout)
+            found = entry.clients[key] = entry.session.client(service, config=config)
         return found
 
 
@@ -281,14 +284,14 @@ def _client_error(exc: Any, delay: float) -> BaseException:
     return PermanentError(f"{operation} failed: {code or status}: {message}")
 
 
-def _config(max_attempts: int) -> Any:
+def _config(max_attempts: int, read_timeout: float = READ_TIMEOUT) -> Any:
     from botocore.config import Config
 
     options: dict[str, Any] = {
         # `total_max_attempts` counts the first attempt; botocore's `max_attempts` would count retries only.
         "retries": {"mode": "standard", "total_max_attempts": max_attempts},
         "connect_timeout": CONNECT_TIMEOUT,
-        "read_timeout": READ_TIMEOUT,
+        "read_timeout": read_timeout,
         # The server runs up to 16 agent calls at once (CONTRACT §2); botocore's default pool is 10.
         "max_pool_connections": 32,
         # Shows as app/argoplug in CloudTrail's user agent (botocore >= 1.31; botocore-stubs lacks it).

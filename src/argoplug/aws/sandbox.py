@@ -1,8 +1,9 @@
-"""The embedded AWS sandbox of `argoplug run --aws-sandbox FILE`: moto's server in-process, with pipelines.
+"""The embedded AWS sandbox of `argoplug run --aws-sandbox FILE`: moto's server in-process, with resources.
 
-`AwsSandbox.from_file(FILE)` reads the account, region and SageMaker pipelines to create; as a context
-manager it serves them on a free loopback port and gives the environment (`env`) that points a plugin
-sidecar at it. moto and boto3 are imported when the sandbox starts, not before.
+`AwsSandbox.from_file(FILE)` reads the account, region and what to create (SageMaker pipelines, Glue jobs,
+Step Functions state machines, Lambda functions); as a context manager it serves them on a free loopback
+port and gives the environment (`env`) that points a plugin sidecar at it. moto and boto3 are imported
+when the sandbox starts, not before.
 """
 
 from __future__ import annotations
@@ -21,7 +22,17 @@ import yaml
 
 from argoplug.aws import account_id
 
-__all__ = ["DEFAULT_DEFINITION", "AwsSandbox", "SandboxError", "SandboxFile", "SandboxPipeline"]
+__all__ = [
+    "DEFAULT_DEFINITION",
+    "DEFAULT_STATE_MACHINE",
+    "AwsSandbox",
+    "SandboxError",
+    "SandboxFile",
+    "SandboxGlueJob",
+    "SandboxLambdaFunction",
+    "SandboxPipeline",
+    "SandboxStateMachine",
+]
 
 # SageMaker's PipelineName / PipelineDisplayName pattern (botocore's model); moto does not check it.
 _PIPELINE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
@@ -39,6 +50,18 @@ DEFAULT_DEFINITION: dict[str, Any] = {
     },
     "Steps": [],
 }
+
+# A state machine that succeeds at once with its input as its output (Amazon States Language, a Pass state).
+DEFAULT_STATE_MACHINE: dict[str, Any] = {
+    "Comment": "argoplug sandbox: returns its input",
+    "StartAt": "Done",
+    "States": {"Done": {"Type": "Pass", "End": True}},
+}
+# Glue job names (GetJob's JobName: 1-255 characters of the single-line string pattern) and Lambda
+# function names (CreateFunction: letters, digits, - and _, at most 64); state machine names (1-80).
+_GLUE_JOB_NAME = re.compile(r"^[\w .:/=+@-]{1,255}$")
+_LAMBDA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_STATE_MACHINE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 
 # The fake credentials moto accepts; real ones never reach the sandbox.
 _FAKE_KEY = "testing"
@@ -65,12 +88,47 @@ class SandboxPipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     role_arn: str = ""
 
 
+class SandboxGlueJob(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An AWS Glue job to create (CreateJob). moto runs each job run STARTING, RUNNING, then SUCCEEDED,
+    one state per GetJobRun; `max_concurrent_runs` (default 1, as Glue's) refuses more at once."""
+
+    name: str
+    script_location: str = ""
+    max_concurrent_runs: int = 1
+    default_arguments: dict[str, str] = {}
+    role_arn: str = ""
+
+
+class SandboxStateMachine(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A Step Functions state machine to create (CreateStateMachine), run for real by moto's interpreter of
+    the Amazon States Language: a `Pass` state gives its input back, a `Fail` state fails the execution
+    with its `Error` and `Cause`. `definition`: an object or JSON text (default `DEFAULT_STATE_MACHINE`)."""
+
+    name: str
+    definition: dict[str, Any] | str | None = None
+    role_arn: str = ""
+
+
+class SandboxLambdaFunction(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A Lambda function to create (CreateFunction). Without Docker moto runs no code: an invocation answers
+    its payload back, as a function returning its event would."""
+
+    name: str
+    runtime: str = "python3.12"
+    handler: str = "index.handler"
+    role_arn: str = ""
+
+
 class SandboxFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """The sandbox FILE: `account` (12 digits), `region`, and the `pipelines` to create."""
+    """The sandbox FILE: `account` (12 digits), `region`, and the `pipelines`, `glue_jobs`,
+    `state_machines` and `lambda_functions` to create."""
 
     account: str | int = "123456789012"
     region: str = "us-east-1"
     pipelines: list[SandboxPipeline] = []
+    glue_jobs: list[SandboxGlueJob] = []
+    state_machines: list[SandboxStateMachine] = []
+    lambda_functions: list[SandboxLambdaFunction] = []
 
 
 class AwsSandbox:
@@ -85,7 +143,9 @@ class AwsSandbox:
     `BaseResponse.get_current_account`), so `__enter__` sets it to `account` (STS GetCallerIdentity and
     every ARN show it) and `__exit__` restores it; hence one sandbox at a time per process. moto keeps its
     state per process: entering resets it. Unimplemented calls (ListPipelineExecutionSteps,
-    StopPipelineExecution) answer HTTP 500; executions succeed at once.
+    StopPipelineExecution) answer HTTP 500; executions succeed at once. While it runs, moto's Step
+    Functions run state machines (its `execute_state_machine` option) and its Lambda runs no Docker (an
+    invocation answers its payload back): moto's options are per process too.
     """
 
     def __init__(
@@ -94,6 +154,9 @@ class AwsSandbox:
         account: str = "123456789012",
         region: str = "us-east-1",
         pipelines: list[SandboxPipeline] | None = None,
+        glue_jobs: list[SandboxGlueJob] | None = None,
+        state_machines: list[SandboxStateMachine] | None = None,
+        lambda_functions: list[SandboxLambdaFunction] | None = None,
         source: str = "",
         quiet: bool = True,
     ) -> None:
@@ -102,12 +165,16 @@ class AwsSandbox:
         self.account = account
         self.region = region
         self.pipelines = list(pipelines or [])
+        self.glue_jobs = list(glue_jobs or [])
+        self.state_machines = list(state_machines or [])
+        self.lambda_functions = list(lambda_functions or [])
+        self._saved_config: dict[str, dict[str, Any]] = {}
         self.source = source
         self.quiet = quiet
         self._server: Any = None
         self._endpoint = ""
         self._saved_env: dict[str, str | None] = {}
-        self._saved_log_level: int | None = None
+        self._saved_log_levels: dict[str, int] = {}
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> AwsSandbox:
@@ -120,6 +187,13 @@ class AwsSandbox:
                 display_name: My-Pipeline    # optional
                 definition: {...}            # optional: object or JSON text
                 role_arn: arn:aws:iam::100000000002:role/x   # optional
+            glue_jobs:
+              - name: MyGlueJob              # optional: script_location, max_concurrent_runs,
+                                             # default_arguments, role_arn
+            state_machines:
+              - name: MyStepFunction         # optional: definition (Amazon States Language), role_arn
+            lambda_functions:
+              - name: MyLambdaFunction       # optional: runtime, handler, role_arn
 
         Raises SandboxError naming the file and the bad field when it is missing, not YAML or wrong.
         """
@@ -157,6 +231,31 @@ class AwsSandbox:
                 f"AWS sandbox file {where}: `region`: expected an AWS region like us-west-2, "
                 f"got {spec.region!r}"
             )
+        for field, items, pattern, what in (
+            ("glue_jobs", spec.glue_jobs, _GLUE_JOB_NAME, "a Glue job name (at most 255 characters)"),
+            (
+                "state_machines",
+                spec.state_machines,
+                _STATE_MACHINE_NAME,
+                "a state machine name (letters, digits, - and _, at most 80)",
+            ),
+            (
+                "lambda_functions",
+                spec.lambda_functions,
+                _LAMBDA_NAME,
+                "a Lambda function name (letters, digits, - and _, at most 64)",
+            ),
+        ):
+            _check_names(where, field, [item.name for item in items], pattern, what)
+        for index, machine in enumerate(spec.state_machines):
+            if isinstance(machine.definition, str):
+                try:
+                    json.loads(machine.definition)
+                except ValueError as exc:
+                    raise SandboxError(
+                        f"AWS sandbox file {where}: `state_machines[{index}].definition`: not JSON text or "
+                        f"an object ({exc})"
+                    ) from None
         seen: set[str] = set()
         for index, pipeline in enumerate(spec.pipelines):
             at = f"`pipelines[{index}]"
@@ -180,7 +279,15 @@ class AwsSandbox:
                     raise SandboxError(
                         f"AWS sandbox file {where}: {at}.definition`: not JSON text or an object ({exc})"
                     ) from None
-        return cls(account=account, region=spec.region, pipelines=spec.pipelines, source=where)
+        return cls(
+            account=account,
+            region=spec.region,
+            pipelines=spec.pipelines,
+            glue_jobs=spec.glue_jobs,
+            state_machines=spec.state_machines,
+            lambda_functions=spec.lambda_functions,
+            source=where,
+        )
 
     @property
     def endpoint_url(self) -> str:
@@ -193,17 +300,20 @@ class AwsSandbox:
     def env(self) -> dict[str, str]:
         """The environment for a plugin sidecar (merge it over `os.environ`).
 
-        Points every AWS client at the sandbox (`AWS_ENDPOINT_URL`, and the SageMaker/STS variants, which
-        would win over it), with fake credentials that override real ones in the parent environment, the
-        region, and no instance-metadata lookups. A parent's AWS_PROFILE still has to name a profile that
-        exists (botocore loads it even when env credentials win): drop it for full isolation. Raises
-        SandboxError before the sandbox started.
+        Points every AWS client at the sandbox (`AWS_ENDPOINT_URL`, and the SageMaker, STS, Glue, SFN and
+        Lambda variants, which would win over it), with fake credentials that override real ones in the
+        parent environment, the region, and no instance-metadata lookups. A parent's AWS_PROFILE still has
+        to name a profile that exists (botocore loads it even when env credentials win): drop it for full
+        isolation. Raises SandboxError before the sandbox started.
         """
         url = self.endpoint_url
         return {
             "AWS_ENDPOINT_URL": url,
             "AWS_ENDPOINT_URL_SAGEMAKER": url,
             "AWS_ENDPOINT_URL_STS": url,
+            "AWS_ENDPOINT_URL_GLUE": url,
+            "AWS_ENDPOINT_URL_SFN": url,
+            "AWS_ENDPOINT_URL_LAMBDA": url,
             "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "false",
             "AWS_ACCESS_KEY_ID": _FAKE_KEY,
             "AWS_SECRET_ACCESS_KEY": _FAKE_KEY,
@@ -215,13 +325,19 @@ class AwsSandbox:
         }
 
     def describe(self) -> str:
-        """One line: endpoint, account, region and the pipelines created."""
+        """One line: endpoint, account, region and what was created (pipelines, and any other kind)."""
         endpoint = self._endpoint or "(not started)"
         names = ", ".join(p.name for p in self.pipelines) or "none"
-        return (
-            f"AWS sandbox (moto) at {endpoint}: account {self.account}, region {self.region}, "
-            f"pipelines: {names}"
-        )
+        text = f"AWS sandbox (moto) at {endpoint}: account {self.account}, region {self.region}, "
+        text += f"pipelines: {names}"
+        for what, items in (
+            ("Glue jobs", self.glue_jobs),
+            ("state machines", self.state_machines),
+            ("Lambda functions", self.lambda_functions),
+        ):
+            if items:
+                text += f"; {what}: {', '.join(item.name for item in items)}"
+        return text
 
     def __enter__(self) -> AwsSandbox:
         global _active
@@ -250,10 +366,11 @@ class AwsSandbox:
             os.environ.pop(name, None)
         os.environ["MOTO_ACCOUNT_ID"] = self.account
         if self.quiet:
-            # werkzeug logs every request, and a traceback for each call moto does not implement.
-            werkzeug = logging.getLogger("werkzeug")
-            self._saved_log_level = werkzeug.level
-            werkzeug.setLevel(logging.CRITICAL)
+            # werkzeug logs every request, and a traceback for each call moto does not implement; moto's
+            # state machine interpreter logs each failed state as an error.
+            self._saved_log_levels = {name: logging.getLogger(name).level for name in _QUIET_LOGGERS}
+            for name in _QUIET_LOGGERS:
+                logging.getLogger(name).setLevel(logging.CRITICAL)
         try:
             from moto.server import ThreadedMotoServer
         except ImportError as exc:
@@ -266,7 +383,102 @@ class AwsSandbox:
         host, port = server.get_host_and_port()
         self._endpoint = f"http://{host}:{port}"
         self._reset()
+        self._configure_moto()
         self._create_pipelines()
+        self._create_others()
+
+    def _configure_moto(self) -> None:
+        """Step Functions run their state machines; Lambda needs no Docker (restored by `_stop`)."""
+        from moto.core.config import default_user_config
+
+        config: Any = default_user_config
+        for service, key, value in (
+            ("stepfunctions", "execute_state_machine", True),
+            ("lambda", "use_docker", False),
+        ):
+            section = config.setdefault(service, {})
+            self._saved_config[service] = dict(section)
+            section[key] = value
+
+    def _client(self, service: str) -> Any:
+        import boto3
+
+        try:
+            return boto3.session.Session().client(
+                service,
+                region_name=self.region,
+                endpoint_url=self._endpoint,
+                aws_access_key_id=_FAKE_KEY,
+                aws_secret_access_key=_FAKE_KEY,
+            )
+        except Exception as exc:
+            raise SandboxError(f"cannot create a {service} client for the sandbox: {exc}") from exc
+
+    def _role(self, name: str, service: str) -> str:
+        """Create the IAM role `name` that `service` (lambda.amazonaws.com...) may assume; return its ARN."""
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+        }
+        iam = self._client("iam")
+        try:
+            return str(
+                iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+            )
+        except iam.exceptions.EntityAlreadyExistsException:
+            return str(iam.get_role(RoleName=name)["Role"]["Arn"])
+
+    def _create_others(self) -> None:
+        """Create the Glue jobs, state machines and Lambda functions (each kind's role first, if needed)."""
+        for job in self.glue_jobs:
+            role = job.role_arn or self._role("argoplug-sandbox-glue", "glue.amazonaws.com")
+            request: dict[str, Any] = {
+                "Name": job.name,
+                "Role": role,
+                "Command": {
+                    "Name": "glueetl",
+                    "ScriptLocation": job.script_location or f"s3://argoplug-sandbox/glue/{job.name}.py",
+                },
+                "ExecutionProperty": {"MaxConcurrentRuns": job.max_concurrent_runs},
+            }
+            if job.default_arguments:
+                request["DefaultArguments"] = job.default_arguments
+            self._create(
+                "Glue job", job.name, lambda request=request: self._client("glue").create_job(**request)
+            )
+        for machine in self.state_machines:
+            role = machine.role_arn or self._role("argoplug-sandbox-states", "states.amazonaws.com")
+            definition = machine.definition if machine.definition is not None else DEFAULT_STATE_MACHINE
+            text = definition if isinstance(definition, str) else json.dumps(definition)
+            self._create(
+                "state machine",
+                machine.name,
+                lambda name=machine.name, text=text, role=role: self._client(
+                    "stepfunctions"
+                ).create_state_machine(name=name, definition=text, roleArn=role),
+            )
+        for function in self.lambda_functions:
+            role = function.role_arn or self._role("argoplug-sandbox-lambda", "lambda.amazonaws.com")
+            self._create(
+                "Lambda function",
+                function.name,
+                lambda function=function, role=role: self._client("lambda").create_function(
+                    FunctionName=function.name,
+                    Runtime=function.runtime,
+                    Role=role,
+                    Handler=function.handler,
+                    Code={"ZipFile": _EMPTY_ZIP},
+                ),
+            )
+
+    @staticmethod
+    def _create(what: str, name: str, create: Any) -> None:
+        try:
+            create()
+        except SandboxError:
+            raise
+        except Exception as exc:
+            raise SandboxError(f"cannot create sandbox {what} {name!r}: {exc}") from exc
 
     def _reset(self) -> None:
         request = urllib.request.Request(f"{self._endpoint}/moto-api/reset", method="POST", data=b"")
@@ -305,13 +517,20 @@ class AwsSandbox:
 
     def _stop(self) -> None:
         global _active
+        if self._saved_config:
+            from moto.core.config import default_user_config
+
+            config: Any = default_user_config
+            for service, section in self._saved_config.items():
+                config[service] = section
+            self._saved_config = {}
         if self._server is not None:
             self._server.stop()
             self._server = None
         self._endpoint = ""
-        if self._saved_log_level is not None:
-            logging.getLogger("werkzeug").setLevel(self._saved_log_level)
-            self._saved_log_level = None
+        for name, level in self._saved_log_levels.items():
+            logging.getLogger(name).setLevel(level)
+        self._saved_log_levels = {}
         if _active is self:
             for name, value in self._saved_env.items():
                 if value is None:
@@ -322,8 +541,42 @@ class AwsSandbox:
                 _active = None
 
 
+_QUIET_LOGGERS = ("werkzeug", "moto.stepfunctions.parser")
 # Set (MOTO_ACCOUNT_ID) or unset (the profile) in this process while the sandbox runs, restored after.
 _SANDBOX_ENV = ("MOTO_ACCOUNT_ID", "AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+
+
+def _empty_zip() -> bytes:
+    """A zip archive holding one empty `index.py`: Lambda's CreateFunction wants code; moto runs none."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("index.py", "")
+    return buffer.getvalue()
+
+
+_EMPTY_ZIP = _empty_zip()
+
+
+def _check_names(where: str, field: str, names: list[str], pattern: re.Pattern[str], what: str) -> None:
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        at = f"`{field}[{index}].name`"
+        if not pattern.match(name):
+            raise SandboxError(f"AWS sandbox file {where}: {at}: {name!r} is not {what}")
+        if name in seen:
+            raise SandboxError(f"AWS sandbox file {where}: {at}: {name!r} appears twice")
+        seen.add(name)
+
+
+_KINDS: dict[str, type[msgspec.Struct]] = {
+    "pipelines": SandboxPipeline,
+    "glue_jobs": SandboxGlueJob,
+    "state_machines": SandboxStateMachine,
+    "lambda_functions": SandboxLambdaFunction,
+}
 
 
 def _field_message(exc: msgspec.ValidationError) -> str:
@@ -333,9 +586,8 @@ def _field_message(exc: msgspec.ValidationError) -> str:
     path = path.strip("`").removeprefix("$").lstrip(".")
     if message.startswith("Object contains unknown field"):
         field = message.split("`")[1] if "`" in message else "?"
-        known = (
-            "name, display_name, description, definition, role_arn" if path else "account, region, pipelines"
-        )
+        kind = _KINDS.get(path.split("[", 1)[0], SandboxFile)
+        known = ", ".join(f.name for f in msgspec.structs.fields(kind))
         where = f"{path}.{field}" if path else field
         return f"`{where}` is not a field (expected one of: {known})"
     if message.startswith("Object missing required field"):

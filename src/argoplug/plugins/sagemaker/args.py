@@ -14,7 +14,7 @@ from typing import Any, Literal
 import msgspec
 
 from argoplug.aws import account_id
-from argoplug.protocol import parse_duration
+from argoplug.plugins.aws_common import MAX_POLL, poll_seconds
 
 __all__ = [
     "AWF_AWS_SERVICES",
@@ -26,13 +26,11 @@ __all__ = [
     "argument_problems",
     "awf_problems",
     "native_args",
+    "other_service",
     "poll_seconds",
-    "unsupported_service",
 ]
 
 DEFAULT_POLL = 60.0
-# The longest `poll` (seconds): the requeue doubles up to it, and Go durations end near 292 years.
-MAX_POLL = 86_400.0
 # The awf-aws plugin's `service` values (greenpau/argo-workflows-aws-plugin, request.go); the first is ours.
 AWF_AWS_SERVICES = ("amazon_sagemaker_pipelines", "aws_glue", "aws_step_functions", "aws_lambda")
 
@@ -85,8 +83,8 @@ class AwfAwsArgs(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     `action` is `validate` or `execute`; `pipeline_name`, `region_name`, `account_id` and `parameters` map
     to the native `pipeline`, `region`, `account_id` and `parameters`. `service` may be left out when
     `pipeline_name` is given (it means `amazon_sagemaker_pipelines`). `job_name`, `step_function_name` and
-    `lambda_function_name` belong to the services not supported yet; they are accepted so that such a
-    template fails saying so. `cancel_on_stop` is argoplug's, as in `SageMakerArgs`.
+    `lambda_function_name` name the resource of the other services (`awf_services`). `cancel_on_stop`
+    is argoplug's, as in `SageMakerArgs`.
     """
 
     action: Literal["validate", "execute"]
@@ -176,8 +174,8 @@ def argument_problems(
 def awf_problems(args: AwfAwsArgs, unconverted: frozenset[str] = frozenset()) -> list[str]:
     """List what is wrong with an `awf-aws-plugin` block beyond its types, in its own field names.
 
-    A service of the published plugin other than SageMaker Pipelines is no argument problem (the handler
-    fails the task saying it is not supported yet), and then nothing else is checked.
+    A block of another service of the published plugin (Glue, Step Functions, Lambda) is no concern of
+    this function: `awf_services.service_problems` checks it.
     """
     service = args.service or _SAGEMAKER_SERVICE
     if "service" not in unconverted and service != _SAGEMAKER_SERVICE and service in AWF_AWS_SERVICES:
@@ -202,24 +200,7 @@ def native_args(args: AwfAwsArgs) -> SageMakerArgs:
     )
 
 
-def unsupported_service(args: AwfAwsArgs) -> str:
-    """The awf-aws `service` named that argoplug does not support yet, or "" (SageMaker Pipelines)."""
+def other_service(args: AwfAwsArgs) -> str:
+    """The awf-aws `service` of the block when it is not SageMaker Pipelines (Glue...), else ""."""
     service = args.service or _SAGEMAKER_SERVICE
     return service if service != _SAGEMAKER_SERVICE and service in AWF_AWS_SERVICES else ""
-
-
-def poll_seconds(value: float | str) -> float:
-    """Seconds of a `poll` value: a number, a numeric string ("30") or a Go duration ("2m").
-
-    Raises ValueError unless it is above 0 and at most `MAX_POLL` (a day).
-    """
-    if isinstance(value, str):
-        try:
-            seconds = float(value)
-        except ValueError:
-            seconds = parse_duration(value.strip())
-    else:
-        seconds = float(value)
-    if not 0 < seconds <= MAX_POLL:  # also refuses nan
-        raise ValueError(f"expected a duration > 0 and at most 24h (seconds or e.g. '2m'), got {value!r}")
-    return seconds

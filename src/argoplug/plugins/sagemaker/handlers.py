@@ -21,10 +21,15 @@ from argoplug.plugins.sagemaker.args import (
     AwfAwsArgs,
     SageMakerArgs,
     argument_problems,
-    awf_problems,
     native_args,
+    other_service,
     poll_seconds,
-    unsupported_service,
+)
+from argoplug.plugins.sagemaker.awf_services import (
+    SERVICE_FIELDS,
+    awf_block_problems,
+    run_service,
+    service_outputs,
 )
 from argoplug.plugins.sagemaker.executions import (
     EMPTY_EXECUTION,
@@ -58,6 +63,14 @@ def _failure_outputs(block: Any, default_action: str | None) -> Mapping[str, Any
     return _empty_outputs(block.get("action", default_action) if isinstance(block, Mapping) else None)
 
 
+def _awf_failure_outputs(block: Any) -> Mapping[str, Any]:
+    """Every output of an awf-aws block's service and action, empty."""
+    service = block.get("service") if isinstance(block, Mapping) else None
+    if service in SERVICE_FIELDS:
+        return service_outputs(service, block.get("action"))
+    return _failure_outputs(block, None)
+
+
 sagemaker_plugin: Plugin[SageMakerArgs] = Plugin(
     KEY,
     args=SageMakerArgs,
@@ -72,11 +85,12 @@ sagemaker_plugin: Plugin[SageMakerArgs] = Plugin(
 awf_aws_plugin: Plugin[AwfAwsArgs] = Plugin(
     AWF_AWS_KEY,
     args=AwfAwsArgs,
-    check=awf_problems,
-    failure_outputs=lambda block: _failure_outputs(block, None),
+    check=awf_block_problems,
+    failure_outputs=lambda block: _awf_failure_outputs(block),
     description=(
-        "Drop-in replacement for the awf-aws executor plugin's SageMaker Pipelines actions (validate, "
-        "execute), run by the sagemaker-pipelines plugin."
+        "Drop-in replacement for the awf-aws executor plugin (validate, execute): SageMaker Pipelines "
+        "run by the sagemaker-pipelines plugin, AWS Glue, Step Functions and Lambda by glue-job, "
+        "step-functions and lambda-function."
     ),
 )
 plugins = (sagemaker_plugin, awf_aws_plugin)
@@ -106,21 +120,13 @@ def sagemaker_pipelines(task: Task, args: SageMakerArgs) -> Result:
 
 @awf_aws_plugin.handler
 def awf_aws(task: Task, args: AwfAwsArgs) -> Result:
-    """Run one call of an `awf-aws-plugin` task as the `SageMakerArgs` it means (`_run`).
+    """Run one call of an `awf-aws-plugin` task as the `SageMakerArgs` it means (`_run`), or, for the
+    services Glue, Step Functions and Lambda, as their plugins' arguments (`awf_services.run_service`)."""
 
-    Fails saying so for the awf-aws services not supported yet.
-    """
-
-    def run() -> Result:
-        service = unsupported_service(args)
-        if service:
-            raise PermanentError(
-                f"{AWF_AWS_KEY}: service {service!r} is not supported yet by argoplug; only "
-                "amazon_sagemaker_pipelines is"
-            )
-        return _run(task, native_args(args))
-
-    return _with_outputs(args.action, run)
+    service = other_service(args)
+    if service:
+        return run_service(service, task, args)
+    return _with_outputs(args.action, lambda: _run(task, native_args(args)))
 
 
 def _with_outputs(action: Any, run: Callable[[], Result]) -> Result:
