@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import tempfile
 import textwrap
 from collections.abc import Iterator
@@ -102,6 +103,14 @@ def whoami_plugin(folder: Path, port: int, token_file: Path, security_context: s
     return folder
 
 
+def run_whoami(scratch: Path, token_file: Path, security_context: str) -> subprocess.CompletedProcess[str]:
+    """`argoplug run` of WORKFLOW with the whoami plugin of `security_context`, its token at `token_file`."""
+    workflow = scratch / "workflow.yaml"
+    workflow.write_text(WORKFLOW)
+    plugin = whoami_plugin(scratch / "whoami", free_port(), token_file, security_context)
+    return argoplug("run", workflow, "--plugin", plugin, "--plugin-token-file", token_file)
+
+
 @pytest.mark.parametrize(
     ("security_context", "identity"),
     [
@@ -114,10 +123,7 @@ def test_the_sidecar_runs_as_the_agent_pods_user_and_reads_the_token_argo_writes
     scratch: Path, security_context: str, identity: str
 ) -> None:
     token_file = scratch / "argo" / "token"
-    workflow = scratch / "workflow.yaml"
-    workflow.write_text(WORKFLOW)
-    plugin = whoami_plugin(scratch / "whoami", free_port(), token_file, security_context)
-    done = argoplug("run", workflow, "--plugin", plugin, "--plugin-token-file", token_file)
+    done = run_whoami(scratch, token_file, security_context)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"Succeeded: {identity}" in done.stdout
     uid, gid = identity.split()[1], identity.split()[3]
@@ -147,10 +153,7 @@ def test_a_sidecar_user_that_cannot_read_the_token_is_refused_before_anything_ru
     scratch: Path, security_context: str
 ) -> None:
     token_file = scratch / "argo" / "token"
-    workflow = scratch / "workflow.yaml"
-    workflow.write_text(WORKFLOW)
-    plugin = whoami_plugin(scratch / "whoami", free_port(), token_file, security_context)
-    done = argoplug("run", workflow, "--plugin", plugin, "--plugin-token-file", token_file)
+    done = run_whoami(scratch, token_file, security_context)
     assert done.returncode != 0
     assert "cannot read the token file Argo's agent writes (uid 8737, gid 0, mode 0440" in done.stderr
     assert (

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from argoplug import aws
+from argoplug.jobs import JobTracker
 from argoplug.plugin import PermanentError, Result, Task
 from argoplug.protocol import Phase, parse_duration
 
@@ -21,11 +22,14 @@ __all__ = [
     "MAX_OUTPUT_BYTES",
     "MAX_POLL",
     "AwsTarget",
+    "Trackers",
     "account_problem",
     "check_account",
     "common_problems",
     "joined",
     "large_output",
+    "outputs_of_action",
+    "poll_problems",
     "poll_seconds",
     "with_outputs",
 ]
@@ -67,6 +71,27 @@ class AwsTarget:
     def account(self) -> str:
         """The 12-digit account of the credentials the calls use (STS GetCallerIdentity, cached)."""
         return aws.caller_account(region=self.region, role_arn=self.role_arn, session_name=self.session_name)
+
+
+class Trackers:
+    """The JobTracker a plugin's handler runs its jobs through (`tracker`); `use` replaces it."""
+
+    def __init__(self) -> None:
+        self.tracker = JobTracker()
+
+    def use(self, tracker: JobTracker | None = None) -> JobTracker:
+        """Use `tracker` (a fresh JobTracker by default: what a restarted sidecar has) and return it."""
+        self.tracker = tracker if tracker is not None else JobTracker()
+        return self.tracker
+
+
+def poll_problems(value: float | str) -> list[str]:
+    """The problem with a `poll` argument (`poll_seconds`), as a list of at most one message."""
+    try:
+        poll_seconds(value)
+    except ValueError as exc:
+        return [f"`poll`: {exc}"]
+    return []
 
 
 def common_problems(
@@ -129,6 +154,18 @@ def with_outputs(empty: Mapping[str, Any], run: Callable[[], Result]) -> Result:
     except aws.AwsSetupError as exc:
         log.warning("AWS is not set up for the sidecar: %s", exc)
         return Result(Phase.ERROR, f"{type(exc).__name__}: {exc}", outputs=empty)
+
+
+def outputs_of_action(
+    validate: Mapping[str, str], execute: Mapping[str, str]
+) -> Callable[[Any], Mapping[str, str]]:
+    """A Plugin's `failure_outputs`: the block's `validate` outputs for action validate, else `execute`'s."""
+
+    def outputs(block: Any) -> Mapping[str, str]:
+        action = block.get("action") if isinstance(block, Mapping) else None
+        return validate if action == "validate" else execute
+
+    return outputs
 
 
 def large_output(name: str, value: Any, notes: list[str]) -> str:

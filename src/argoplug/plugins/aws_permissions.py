@@ -11,7 +11,7 @@ from typing import Any
 
 from argoplug.hookspecs import BuildContext
 
-__all__ = ["SettingsError", "scoped_statements"]
+__all__ = ["SettingsError", "assume_role_statements", "scope", "scoped_statements", "strings"]
 
 
 class SettingsError(ValueError):
@@ -39,6 +39,22 @@ def scoped_statements(
     """
     settings = context.settings
     where = f"settings.{context.package or entry_point}"
+    partition, regions, accounts = scope(settings, where, resources_key)
+    arns: list[str] = []
+    for name in strings(settings, resources_key, where) or ["*"]:
+        if name.startswith("arn:"):
+            arns.append(name)
+            continue
+        arns.extend(arn_of(partition, region, account, name) for region in regions for account in accounts)
+    found = [
+        {"Sid": sid, "Effect": "Allow", "Action": list(actions), "Resource": [resource(arn) for arn in arns]}
+        for sid, actions, resource in statements
+    ]
+    return found + assume_role_statements(settings, where, statements[0][0])
+
+
+def scope(settings: Mapping[str, Any], where: str, resources_key: str) -> tuple[str, list[str], list[str]]:
+    """Check the settings' keys; return their partition (default `aws`), regions and accounts (`*`)."""
     known = {resources_key, "regions", "accounts", "partition", "assume_roles"}
     unknown = sorted(set(settings) - known)
     if unknown:
@@ -48,29 +64,26 @@ def scoped_statements(
     partition = settings.get("partition", "aws")
     if not isinstance(partition, str) or not partition.startswith("aws"):
         raise SettingsError(f"{where}.partition: expected e.g. 'aws', got {partition!r}")
-    regions = _strings(settings, "regions", where) or ["*"]
-    accounts = _strings(settings, "accounts", where) or ["*"]
+    regions = strings(settings, "regions", where) or ["*"]
+    accounts = strings(settings, "accounts", where) or ["*"]
     for account in accounts:
         if account != "*" and not (account.isdigit() and len(account) == 12):
             raise SettingsError(f"{where}.accounts: expected 12 digits, got {account!r}")
-    arns: list[str] = []
-    for name in _strings(settings, resources_key, where) or ["*"]:
-        if name.startswith("arn:"):
-            arns.append(name)
-            continue
-        arns.extend(arn_of(partition, region, account, name) for region in regions for account in accounts)
-    found = [
-        {"Sid": sid, "Effect": "Allow", "Action": list(actions), "Resource": [resource(arn) for arn in arns]}
-        for sid, actions, resource in statements
+    return partition, regions, accounts
+
+
+def assume_role_statements(settings: Mapping[str, Any], where: str, prefix: str) -> list[dict[str, Any]]:
+    """The `sts:AssumeRole` statement on `settings.assume_roles`, Sid `<prefix>AssumeRoles`; none without."""
+    roles = strings(settings, "assume_roles", where)
+    if not roles:
+        return []
+    return [
+        {"Sid": f"{prefix}AssumeRoles", "Effect": "Allow", "Action": ["sts:AssumeRole"], "Resource": roles}
     ]
-    roles = _strings(settings, "assume_roles", where)
-    if roles:
-        sid = f"{statements[0][0]}AssumeRoles"
-        found.append({"Sid": sid, "Effect": "Allow", "Action": ["sts:AssumeRole"], "Resource": roles})
-    return found
 
 
-def _strings(settings: Mapping[str, Any], key: str, where: str) -> list[str]:
+def strings(settings: Mapping[str, Any], key: str, where: str) -> list[str]:
+    """The setting `key` as a list of strings (one string is a list of it); raises SettingsError."""
     value = settings.get(key, [])
     if isinstance(value, str):
         value = [value]

@@ -12,9 +12,18 @@ from typing import Any, Literal
 import msgspec
 
 from argoplug import aws
-from argoplug.jobs import JobState, JobStatus, JobTracker
+from argoplug.jobs import JobState, JobStatus
 from argoplug.plugin import PermanentError, Plugin, Result, Task
-from argoplug.plugins.aws_common import AwsTarget, check_account, common_problems, poll_seconds, with_outputs
+from argoplug.plugins.aws_common import (
+    AwsTarget,
+    Trackers,
+    check_account,
+    common_problems,
+    outputs_of_action,
+    poll_problems,
+    poll_seconds,
+    with_outputs,
+)
 from argoplug.protocol import encode_parameter_value
 
 __all__ = [
@@ -24,7 +33,6 @@ __all__ = [
     "TASK_ARGUMENT",
     "GlueJobArgs",
     "GlueRunJob",
-    "glue_job",
     "glue_plugin",
     "run_glue",
     "use_tracker",
@@ -85,41 +93,25 @@ def argument_problems(args: GlueJobArgs, unconverted: frozenset[str] = frozenset
         problems.append(
             f"`arguments`: {TASK_ARGUMENT} is argoplug's (it finds the run again after a restart)"
         )
-    problems += common_problems(args.account_id, args.role_arn)
-    try:
-        poll_seconds(args.poll)
-    except ValueError as exc:
-        problems.append(f"`poll`: {exc}")
-    return problems
+    return problems + common_problems(args.account_id, args.role_arn) + poll_problems(args.poll)
 
 
 glue_plugin: Plugin[GlueJobArgs] = Plugin(
     KEY,
     args=GlueJobArgs,
     check=argument_problems,
-    failure_outputs=lambda block: _empty(block.get("action") if isinstance(block, Mapping) else None),
+    failure_outputs=outputs_of_action(EMPTY_VALIDATE, EMPTY_RUN),
     description=(
         "Validates and runs AWS Glue jobs: starts one job run per task (found again after a restart by its "
         "--argoplug-task argument, never started twice), waits for it with a backing-off requeue and "
         "reports its id, state, error message and execution time."
     ),
 )
-_tracker = JobTracker()
-
-
-def use_tracker(tracker: JobTracker | None = None) -> JobTracker:
-    """Make the plugin use `tracker` (a fresh JobTracker by default: a restarted sidecar's) and return it."""
-    global _tracker
-    _tracker = tracker if tracker is not None else JobTracker()
-    return _tracker
+_trackers = Trackers()
+use_tracker = _trackers.use
 
 
 @glue_plugin.handler
-def glue_job(task: Task, args: GlueJobArgs) -> Result:
-    """Run one call of a `glue-job` task (`run_glue`)."""
-    return run_glue(task, args)
-
-
 def run_glue(task: Task, args: GlueJobArgs) -> Result:
     """Advance `task` by one call: validate the job (GetJob) or run it.
 
@@ -144,11 +136,11 @@ def run_glue(task: Task, args: GlueJobArgs) -> Result:
                 }
                 return Result.succeeded(f"Glue job {args.job_name} exists", outputs=outputs)
             job_run = GlueRunJob(glue, args)
-            return _tracker.run(
+            return _trackers.tracker.run(
                 task.key, job_run, max_delay=poll_seconds(args.poll), cancel_on_stop=args.cancel_on_stop
             )
 
-    return with_outputs(_empty(args.action), run)
+    return with_outputs(EMPTY_VALIDATE if args.action == "validate" else EMPTY_RUN, run)
 
 
 class GlueRunJob:
@@ -237,7 +229,3 @@ def _arguments(given: Mapping[str, Any]) -> dict[str, str]:
         (name if name.startswith("--") else f"--{name}"): encode_parameter_value(value)
         for name, value in given.items()
     }
-
-
-def _empty(action: Any) -> Mapping[str, str]:
-    return EMPTY_VALIDATE if action == "validate" else EMPTY_RUN

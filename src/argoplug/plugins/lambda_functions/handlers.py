@@ -20,6 +20,7 @@ from argoplug.plugins.aws_common import (
     common_problems,
     joined,
     large_output,
+    outputs_of_action,
     with_outputs,
 )
 
@@ -30,7 +31,6 @@ __all__ = [
     "INVOKE_READ_TIMEOUT",
     "KEY",
     "LambdaArgs",
-    "lambda_function",
     "lambda_plugin",
     "run_lambda",
 ]
@@ -95,7 +95,7 @@ lambda_plugin: Plugin[LambdaArgs] = Plugin(
     KEY,
     args=LambdaArgs,
     check=argument_problems,
-    failure_outputs=lambda block: _empty(block.get("action") if isinstance(block, Mapping) else None),
+    failure_outputs=outputs_of_action(EMPTY_VALIDATE, EMPTY_INVOCATION),
     description=(
         "Validates and invokes AWS Lambda functions: RequestResponse waits for the function and reports "
         "its response payload (Failed when the function raised); Event queues the invocation."
@@ -104,11 +104,6 @@ lambda_plugin: Plugin[LambdaArgs] = Plugin(
 
 
 @lambda_plugin.handler
-def lambda_function(task: Task, args: LambdaArgs) -> Result:
-    """Run one call of a `lambda-function` task (`run_lambda`)."""
-    return run_lambda(task, args)
-
-
 def run_lambda(task: Task, args: LambdaArgs) -> Result:
     """Validate the function (GetFunction) or invoke it (Invoke), in one call.
 
@@ -150,7 +145,7 @@ def run_lambda(task: Task, args: LambdaArgs) -> Result:
             )
             return _invocation(args, answer)
 
-    return with_outputs(_empty(args.action), run)
+    return with_outputs(EMPTY_VALIDATE if args.action == "validate" else EMPTY_INVOCATION, run)
 
 
 def _invocation(args: LambdaArgs, answer: Mapping[str, Any]) -> Result:
@@ -194,7 +189,3 @@ def _error_of(text: str) -> str:
             joined([str(error.get("errorType") or ""), str(error.get("errorMessage") or "")]) or text[:1000]
         )
     return text[:1000]
-
-
-def _empty(action: Any) -> Mapping[str, str]:
-    return EMPTY_VALIDATE if action == "validate" else EMPTY_INVOCATION

@@ -16,6 +16,7 @@ from typing import Any
 from argoplug import aws
 from argoplug.jobs import JobTracker
 from argoplug.plugin import PermanentError, Plugin, Result, Task
+from argoplug.plugins.aws_common import with_outputs
 from argoplug.plugins.sagemaker.args import (
     PIPELINE_ARN,
     AwfAwsArgs,
@@ -39,7 +40,6 @@ from argoplug.plugins.sagemaker.executions import (
     StopJob,
     Target,
 )
-from argoplug.protocol import Phase
 
 __all__ = [
     "AWF_AWS_KEY",
@@ -130,22 +130,9 @@ def awf_aws(task: Task, args: AwfAwsArgs) -> Result:
 
 
 def _with_outputs(action: Any, run: Callable[[], Result]) -> Result:
-    """Run `run`, giving a Failed or Error node without outputs every output of `action`, empty.
-
-    The final reply replaces the node's outputs: a consumer (`continueOn`) resolves them only if each is
-    there.
-    """
-    empty = _empty_outputs(action)
-    try:
-        return run()
-    except PermanentError as exc:
-        if exc.outputs:
-            raise
-        raise type(exc)(exc.message, outputs=empty) from exc
-    except aws.AwsSetupError as exc:
-        # Infrastructure trouble, an Error node as the server would make it, but with the outputs.
-        log.warning("AWS is not set up for the sidecar: %s", exc)
-        return Result(Phase.ERROR, f"{type(exc).__name__}: {exc}", outputs=empty)
+    """Run `run`, giving a Failed or Error node without outputs every output of `action`, empty
+    (`aws_common.with_outputs`)."""
+    return with_outputs(_empty_outputs(action), run)
 
 
 def _run(task: Task, args: SageMakerArgs) -> Result:

@@ -8,13 +8,13 @@ selected by in `plugins`, `sagemaker-pipelines` or a `module:attr` path such as
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from argoplug.hookspecs import BuildContext, hookimpl
+from argoplug.plugins.aws_permissions import SettingsError, assume_role_statements, scope, strings
 from argoplug.plugins.sagemaker.args import PIPELINE_ARN
 
-__all__ = ["ENTRY_POINT", "EXECUTION_ACTIONS", "PIPELINE_ACTIONS", "argoplug_iam_statements"]
+__all__ = ["ENTRY_POINT", "EXECUTION_ACTIONS", "PIPELINE_ACTIONS", "SettingsError", "argoplug_iam_statements"]
 
 ENTRY_POINT = "sagemaker-pipelines"
 
@@ -33,10 +33,6 @@ EXECUTION_ACTIONS = (
 )
 
 
-class SettingsError(ValueError):
-    """The bundle's settings for this package are not as documented; the message names the key."""
-
-
 @hookimpl
 def argoplug_iam_statements(context: BuildContext) -> list[dict[str, Any]]:
     """Return the IAM statements the SageMaker Pipelines plugins need, scoped by `context.settings`.
@@ -52,21 +48,8 @@ def argoplug_iam_statements(context: BuildContext) -> list[dict[str, Any]]:
     """
     settings = context.settings
     where = f"settings.{context.package or ENTRY_POINT}"
-    known = {"pipelines", "regions", "accounts", "partition", "assume_roles"}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise SettingsError(
-            f"{where}: unknown key(s) {', '.join(unknown)} (expected some of: {', '.join(sorted(known))})"
-        )
-    partition = settings.get("partition", "aws")
-    if not isinstance(partition, str) or not partition.startswith("aws"):
-        raise SettingsError(f"{where}.partition: expected e.g. 'aws', got {partition!r}")
-    pipelines = _strings(settings, "pipelines", where)
-    regions = _strings(settings, "regions", where) or ["*"]
-    accounts = _strings(settings, "accounts", where) or ["*"]
-    for account in accounts:
-        if account != "*" and not (account.isdigit() and len(account) == 12):
-            raise SettingsError(f"{where}.accounts: expected 12 digits, got {account!r}")
+    partition, regions, accounts = scope(settings, where, "pipelines")
+    pipelines = strings(settings, "pipelines", where)
     pipeline_arns: list[str] = []
     for pipeline in pipelines or ["*"]:
         match = PIPELINE_ARN.match(pipeline) if pipeline.startswith("arn:") else None
@@ -94,17 +77,4 @@ def argoplug_iam_statements(context: BuildContext) -> list[dict[str, Any]]:
             "Resource": [f"{arn}/execution/*" for arn in pipeline_arns],
         },
     ]
-    roles = _strings(settings, "assume_roles", where)
-    if roles:
-        assume = {"Sid": "SageMakerAssumeRoles", "Effect": "Allow", "Action": ["sts:AssumeRole"]}
-        statements.append({**assume, "Resource": roles})
-    return statements
-
-
-def _strings(settings: Mapping[str, Any], key: str, where: str) -> list[str]:
-    value = settings.get(key, [])
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, Sequence) or not all(isinstance(item, str) and item for item in value):
-        raise SettingsError(f"{where}.{key}: expected a list of strings, got {value!r}")
-    return list(value)
+    return statements + assume_role_statements(settings, where, "SageMaker")

@@ -13,14 +13,17 @@ from typing import Any, Literal
 import msgspec
 
 from argoplug import aws
-from argoplug.jobs import JobState, JobStatus, JobTracker
+from argoplug.jobs import JobState, JobStatus
 from argoplug.plugin import PermanentError, Plugin, Result, Task
 from argoplug.plugins.aws_common import (
     AwsTarget,
+    Trackers,
     check_account,
     common_problems,
     joined,
     large_output,
+    outputs_of_action,
+    poll_problems,
     poll_seconds,
     with_outputs,
 )
@@ -34,7 +37,6 @@ __all__ = [
     "StepFunctionsArgs",
     "execution_name",
     "run_step_functions",
-    "step_functions",
     "step_functions_plugin",
     "use_tracker",
 ]
@@ -107,39 +109,22 @@ def argument_problems(args: StepFunctionsArgs, unconverted: frozenset[str] = fro
             json.loads(args.input)
         except ValueError as exc:
             problems.append(f"`input`: expected a JSON object or JSON text, got {args.input!r} ({exc})")
-    problems += common_problems(args.account_id, args.role_arn)
-    try:
-        poll_seconds(args.poll)
-    except ValueError as exc:
-        problems.append(f"`poll`: {exc}")
-    return problems
+    return problems + common_problems(args.account_id, args.role_arn) + poll_problems(args.poll)
 
 
 step_functions_plugin: Plugin[StepFunctionsArgs] = Plugin(
     KEY,
     args=StepFunctionsArgs,
     check=argument_problems,
-    failure_outputs=lambda block: _empty(block.get("action") if isinstance(block, Mapping) else None),
+    failure_outputs=outputs_of_action(EMPTY_VALIDATE, EMPTY_EXECUTION),
     description=(
         "Validates and runs AWS Step Functions state machines: one execution per task, named from the "
         "task (never started twice), waited for with a backing-off requeue; reports its ARN, status, "
         "error, cause and output."
     ),
 )
-_tracker = JobTracker()
-
-
-def use_tracker(tracker: JobTracker | None = None) -> JobTracker:
-    """Make the plugin use `tracker` (a fresh JobTracker by default: a restarted sidecar's) and return it."""
-    global _tracker
-    _tracker = tracker if tracker is not None else JobTracker()
-    return _tracker
-
-
-@step_functions_plugin.handler
-def step_functions(task: Task, args: StepFunctionsArgs) -> Result:
-    """Run one call of a `step-functions` task (`run_step_functions`)."""
-    return run_step_functions(task, args)
+_trackers = Trackers()
+use_tracker = _trackers.use
 
 
 def execution_name(key: str, attempt: int) -> str:
@@ -147,6 +132,7 @@ def execution_name(key: str, attempt: int) -> str:
     return f"argoplug-{key}-{attempt}"
 
 
+@step_functions_plugin.handler
 def run_step_functions(task: Task, args: StepFunctionsArgs) -> Result:
     """Advance `task` by one call: validate the state machine (DescribeStateMachine) or run it.
 
@@ -178,11 +164,11 @@ def run_step_functions(task: Task, args: StepFunctionsArgs) -> Result:
                     raise PermanentError(f"state machine {arn} is being deleted", outputs=outputs)
                 return Result.succeeded(f"state machine {arn} is {status or 'present'}", outputs=outputs)
             job = StateMachineExecution(sfn, arn, args)
-            return _tracker.run(
+            return _trackers.tracker.run(
                 task.key, job, max_delay=poll_seconds(args.poll), cancel_on_stop=args.cancel_on_stop
             )
 
-    return with_outputs(_empty(args.action), run)
+    return with_outputs(EMPTY_VALIDATE if args.action == "validate" else EMPTY_EXECUTION, run)
 
 
 class StateMachineExecution:
@@ -287,7 +273,3 @@ def _arn(sfn: Any, target: AwsTarget, name: str, account: str) -> str:
     region = sfn.meta.region_name
     partition = sfn.meta.partition
     return f"arn:{partition}:states:{region}:{account or target.account()}:stateMachine:{name}"
-
-
-def _empty(action: Any) -> Mapping[str, str]:
-    return EMPTY_VALIDATE if action == "validate" else EMPTY_EXECUTION
