@@ -116,6 +116,14 @@ def test_entering_again_starts_from_a_clean_state(tmp_path: Path) -> None:
         ("pipelines: [{name: my_pipeline}]\n", "`pipelines[0].name`: 'my_pipeline' is not a pipeline name"),
         ("pipelines: [{name: A}, {name: A}]\n", "`pipelines[1].name`: 'A' appears twice"),
         ("pipelines: [{name: A, definition: 'not json'}]\n", "`pipelines[0].definition`: not JSON text"),
+        ("glue_jobs: [{name: J}, {name: J}]\n", "`glue_jobs[1].name`: 'J' appears twice"),
+        (
+            "glue_jobs: [{name: J, script: x}]\n",
+            "`glue_jobs[0].script` is not a field (expected one of: name,",
+        ),
+        ("state_machines: [{name: 'a b'}]\n", "`state_machines[0].name`: 'a b' is not a state machine name"),
+        ("state_machines: [{name: M, definition: '{'}]\n", "`state_machines[0].definition`: not JSON text"),
+        ("lambda_functions: [{name: f.py}]\n", "`lambda_functions[0].name`: 'f.py' is not a Lambda function"),
     ],
 )
 def test_a_bad_file_names_what_is_wrong(tmp_path: Path, text: str, says: str) -> None:
