@@ -78,6 +78,7 @@ def test_every_file_is_written(built: dict[str, str]) -> None:
     assert sorted(built) == sorted(
         [
             "plugin.yaml",
+            "workflow-executor-plugins.yaml",
             CONFIGMAP,
             "service-account.yaml",
             "agent-role.yaml",
@@ -89,6 +90,30 @@ def test_every_file_is_written(built: dict[str, str]) -> None:
             "README.md",
         ]
     )
+
+
+def test_the_workflow_level_snippet_is_the_plugin_and_a_workflow_with_it_validates(
+    built: dict[str, str], tmp_path: Path
+) -> None:
+    from argoplug.agent.checks import check
+    from argoplug.agent.workflow import load_documents, resolve_workflow
+
+    snippet = yaml.safe_load(built["workflow-executor-plugins.yaml"])
+    plugin = yaml.safe_load(built["plugin.yaml"])
+    assert snippet["executorPlugins"] == [{"metadata": {"name": "awf-aws"}, "spec": plugin["spec"]}]
+    workflow = tmp_path / "workflow.yaml"
+    body = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "own-plugin-"},
+        "spec": {
+            **snippet,
+            "entrypoint": "main",
+            "templates": [{"name": "main", "plugin": {"sagemaker-pipelines": {"pipeline": "P"}}}],
+        },
+    }
+    workflow.write_text(yaml.safe_dump(body))
+    check(resolve_workflow(load_documents([workflow])))  # the JSON schema and Argo's checks accept it
 
 
 def test_every_kubernetes_manifest_validates(built: dict[str, str]) -> None:

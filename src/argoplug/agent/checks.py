@@ -16,7 +16,7 @@ from argoplug.agent.expressions import TASK_RESULTS
 from argoplug.agent.substitution import RETRY_VARIABLES, global_values, tags, unresolved
 from argoplug.agent.workflow import TemplateSet, Workflow, WorkflowError
 
-__all__ = ["RETRIES", "RUNNABLE_KINDS", "check", "template_kind"]
+__all__ = ["RETRIES", "RUNNABLE_KINDS", "check", "executor_plugins_problem", "template_kind"]
 
 RETRIES = "retries"  # `common.LocalVarRetries`: the attempt number, in templates with a retryStrategy
 
@@ -48,6 +48,29 @@ def template_kind(template: Mapping[str, Any]) -> str | None:
     """The kind of a template (`plugin`, `steps`, `dag`, `container`, ...), None if it has none or several."""
     kinds = [kind for kind in _KINDS if template.get(kind) is not None]
     return kinds[0] if len(kinds) == 1 else None
+
+
+def executor_plugins_problem(spec: Mapping[str, Any]) -> str:
+    """Argo's refusal of the workflow's own `executorPlugins`, or "" (`workflow/validate/validate.go`
+    `validateExecutorPlugins`: `WorkflowSpec.AsExecutorPluginSpec`, `pkg/plugins/spec` `Sidecar.Validate`)."""
+    for plugin in spec.get("executorPlugins") or []:
+        plugin = plugin if isinstance(plugin, Mapping) else {}
+        container = ((plugin.get("spec") or {}).get("sidecar") or {}).get("container") or {}
+        resources = container.get("resources") or {}
+        if not (plugin.get("metadata") or {}).get("name"):
+            problem = "executor plugin metadata name is mandatory"
+        elif not container.get("ports"):
+            problem = "at least one port is mandatory"
+        elif resources.get("requests") is None:
+            problem = "resources requests are mandatory"
+        elif resources.get("limits") is None:
+            problem = "resources limits are mandatory"
+        elif container.get("securityContext") is None:
+            problem = "security context is mandatory"
+        else:
+            continue
+        return f"spec.executorPlugins: {problem}"
+    return ""
 
 
 def _result_keys(prefix: str, template: Mapping[str, Any], *, looped: bool = False) -> set[str]:
@@ -97,6 +120,9 @@ class _Checker:
 
     def run(self) -> None:
         spec = self.workflow.spec
+        problem = executor_plugins_problem(spec)
+        if problem:
+            self.problems.append(problem)
         for field in _UNSUPPORTED_SPEC:
             if spec.get(field):
                 self._unsupported("spec", field)

@@ -21,7 +21,15 @@ import msgspec
 from argoplug.agent.schema import go_scalar_string
 from argoplug.protocol import Outputs, Parameter, parse_duration
 
-__all__ = ["DEFAULT_WORKERS", "AgentClient", "Backoff", "NodeUpdate", "PluginEndpoint", "plugin_order"]
+__all__ = [
+    "DEFAULT_WORKERS",
+    "AgentClient",
+    "Backoff",
+    "FailedAgentPod",
+    "NodeUpdate",
+    "PluginEndpoint",
+    "plugin_order",
+]
 
 _T = TypeVar("_T")
 EXECUTE_METHOD = "template.execute"
@@ -376,3 +384,25 @@ def _workers_from_env() -> int:
     except ValueError:
         return DEFAULT_WORKERS
     return value if value > 0 else DEFAULT_WORKERS
+
+
+class FailedAgentPod:
+    """The agent pod that could not be created: every plugin and HTTP node ends Error with its reason.
+
+    As the controller marks the WorkflowTaskSet's nodes when `createAgentPod` fails
+    (`workflow/controller/taskset.go`, `taskSetReconciliation`: `create agent pod failed with reason:"..."`).
+    Serves as the engine's plugin executor (`follow`) and HTTP runner (`run`).
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.message = f'create agent pod failed with reason:"{reason}"'
+
+    async def follow(self, request: Mapping[str, Any], on_update: Callable[[NodeUpdate], None]) -> NodeUpdate:
+        """End the plugin node as Error with the agent pod's failure."""
+        update = NodeUpdate("Error", self.message)
+        on_update(update)
+        return update
+
+    async def run(self, template: Mapping[str, Any], node_name: str) -> NodeUpdate:
+        """End the HTTP node as Error with the agent pod's failure."""
+        return NodeUpdate("Error", self.message)

@@ -23,7 +23,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from argoplug.agent.client import PluginEndpoint
+    from argoplug.agent.client import FailedAgentPod, PluginEndpoint
     from argoplug.agent.engine import Engine
     from argoplug.agent.http_template import SecretStore
     from argoplug.agent.nodes import WorkflowStatus
@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 __all__ = ["run"]
 
 EXIT_SUCCEEDED, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# The controller's refusal of spec.executorPlugins when they are not enabled (workflow/controller/agent.go).
+WORKFLOW_LEVEL_PLUGINS_DISABLED = (
+    "workflow-level executor plugins are disabled in the controller. To enable them, set the environment "
+    "variable ARGO_WORKFLOW_LEVEL_EXECUTOR_PLUGINS=true"
+)
 
 
 def run(
@@ -119,6 +124,17 @@ def run(
             help="Kubernetes Secret YAML whose values HTTP templates' secretKeyRef headers read.",
         ),
     ] = None,
+    workflow_level_plugins: Annotated[
+        bool,
+        typer.Option(
+            "--workflow-level-plugins/--no-workflow-level-plugins",
+            help=(
+                "Run the workflow's own spec.executorPlugins instead of the --plugin sidecars, as Argo v4.1 "
+                "with ARGO_WORKFLOW_LEVEL_EXECUTOR_PLUGINS=true; off, its plugin and HTTP nodes end Error "
+                "with the controller's message."
+            ),
+        ),
+    ] = True,
     output: Annotated[
         str | None,
         typer.Option(
@@ -158,7 +174,16 @@ def run(
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
     try:
-        options = _Options(plugin or (), plugin_token_file, seed, workers, speed, secrets_file, output)
+        options = _Options(
+            plugin or (),
+            plugin_token_file,
+            seed,
+            workers,
+            speed,
+            secrets_file,
+            output,
+            workflow_level_plugins,
+        )
         _run(files, parameter or (), aws_sandbox, aws_endpoint, options, console, errors)
     except KeyboardInterrupt:
         errors.print("argoplug run: interrupted", markup=False)
@@ -175,6 +200,7 @@ def _run(
     errors: Console,
 ) -> None:
     from argoplug.agent.checks import check
+    from argoplug.agent.client import FailedAgentPod
     from argoplug.agent.http_template import SecretError, SecretStore
     from argoplug.agent.plugins import PluginError, PluginSidecars
     from argoplug.agent.workflow import WorkflowError, load_documents, parse_parameters, resolve_workflow
@@ -206,20 +232,33 @@ def _run(
             env.update({name: None for name in os.environ if name.startswith("AWS_")})
             env.update(_enter_sandbox(stack, aws_sandbox, console, errors))
         workdir = Path(tempfile.mkdtemp(prefix="argoplug-run-"))
+        own_plugins = list(workflow.spec.get("executorPlugins") or [])
+        failed_agent = None
+        if own_plugins and not options.workflow_level_plugins:
+            # workflow/controller/agent.go, getExecutorPlugins: the agent pod is not created.
+            failed_agent = FailedAgentPod(WORKFLOW_LEVEL_PLUGINS_DISABLED)
+            console.print(
+                f"{workflow.origin} has spec.executorPlugins and --no-workflow-level-plugins says the "
+                "controller does not enable them: its plugin and HTTP nodes end Error",
+                markup=False,
+            )
         sidecars = PluginSidecars(
             options.plugins,
             workdir=workdir,
             env=env,
             token_file=options.token_file,
             say=lambda line: console.print(line, markup=False),
+            workflow_plugins=own_plugins if options.workflow_level_plugins else (),
+            workflow_origin=Path(workflow.origin),
         )
         try:
-            stack.enter_context(sidecars)
+            if failed_agent is None:  # no agent pod: no sidecars
+                stack.enter_context(sidecars)
         except PluginError as exc:
             errors.print(f"argoplug run: {exc}", markup=False)
             shutil.rmtree(workdir, ignore_errors=True)  # the error holds what the sidecar said
             raise typer.Exit(EXIT_USAGE) from None
-        status = _run_workflow(workflow, sidecars.endpoints, options, secrets, console)
+        status = _run_workflow(workflow, sidecars.endpoints, options, secrets, console, failed_agent)
     if status is not None and status.phase == "Succeeded":
         shutil.rmtree(workdir, ignore_errors=True)
         raise typer.Exit(EXIT_SUCCEEDED)
@@ -235,7 +274,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class _Options:
-    """How `argoplug run` runs: the `--plugin` values, token file, seed, workers, speed, secrets, -o."""
+    """How `argoplug run` runs: the `--plugin` values, token file, seed, workers, speed, secrets, -o, and
+    whether the workflow's own executor plugins are enabled."""
 
     plugins: Sequence[str]
     token_file: Path | None
@@ -244,6 +284,7 @@ class _Options:
     speed: float = 1.0
     secrets: Path | None = None
     output: str | None = None
+    workflow_level_plugins: bool = True
 
 
 def _enter_sandbox(
@@ -273,12 +314,14 @@ def _run_workflow(
     options: _Options,
     secrets: SecretStore | None,
     console: Console,
+    failed_agent: FailedAgentPod | None = None,
 ) -> WorkflowStatus | None:
     """Run `workflow` against the sidecars, showing progress; print the report. None when interrupted.
 
     The plugins are asked in an order drawn from `options.seed` (a random seed when None), printed so
     that `--seed` repeats it. With `options.speed` N, the client's requeue and backoff waits and the
-    engine's clocks are divided by N. With `options.output`, the status document goes to stdout.
+    engine's clocks are divided by N. With `options.output`, the status document goes to stdout. With
+    `failed_agent`, no agent pod: it ends every plugin and HTTP node.
     """
     import asyncio
     import random
@@ -302,18 +345,24 @@ def _run_workflow(
             HttpTemplateRunner(secrets) as http,
         ):
             order = ", ".join(endpoint.name or endpoint.url for endpoint in client.order)
-            console.print(
-                f"Each plugin task is offered to: {order}, in this order (seed {seed}: --seed {seed} "
-                f"repeats it); {client.workers} task workers",
-                markup=False,
-            )
+            if failed_agent is None:
+                console.print(
+                    f"Each plugin task is offered to: {order}, in this order (seed {seed}: --seed {seed} "
+                    f"repeats it); {client.workers} task workers",
+                    markup=False,
+                )
             if speed != 1.0:
                 console.print(
                     f"Speed ×{speed:g}: requeue delays, retry backoffs, suspend durations, timeouts and "
                     f"deadlines are divided by {speed:g}; the durations shown are as they ran",
                     markup=False,
                 )
-            engine = Engine(workflow, client, on_change=progress.on_change, http=http, speed=speed)
+            if failed_agent is not None:
+                engine = Engine(
+                    workflow, failed_agent, on_change=progress.on_change, http=failed_agent, speed=speed
+                )
+            else:
+                engine = Engine(workflow, client, on_change=progress.on_change, http=http, speed=speed)
             engine_slot.append(engine)
             with progress.showing(engine.status):
                 return await engine.run()

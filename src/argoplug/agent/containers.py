@@ -32,6 +32,7 @@ __all__ = [
     "SidecarContainer",
     "load_container",
     "pod_user",
+    "workflow_plugin_container",
 ]
 
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
@@ -103,6 +104,28 @@ def load_container(path: Path) -> SidecarContainer:
             f"executor-plugin build), got kind {kind!r}"
         )
     return _container(configmap, manifest_path, server_file)
+
+
+def workflow_plugin_container(plugin: Mapping[str, Any], origin: Path) -> SidecarContainer:
+    """The sidecar of one of a Workflow's own `spec.executorPlugins` (Argo v4.1), ready to start here.
+
+    Read as the controller reads it (`WorkflowSpec.AsExecutorPluginSpec`): the ExecutorPlugin's metadata and
+    sidecar, the container as a ConfigMap's `sidecar.container` would hold it. Raises PluginError naming
+    the workflow file and the field (the workflow's check refuses the mandatory ones first).
+    """
+    from argoplug.build.argo import ArgoBuildError, configmap_manifest
+
+    manifest = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "ExecutorPlugin",
+        "metadata": dict(plugin.get("metadata") or {}),
+        "spec": dict(plugin.get("spec") or {}),
+    }
+    try:
+        configmap = configmap_manifest(manifest)
+    except ArgoBuildError as exc:
+        raise PluginError(f"{origin}: spec.executorPlugins: {exc}") from None
+    return _container(configmap, origin, "")
 
 
 def _yaml_documents(path: Path) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ import socket
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from argoplug.agent.client import PluginEndpoint
 from argoplug.agent.containers import (
@@ -26,6 +27,7 @@ from argoplug.agent.containers import (
     _yaml_documents,
     load_container,
     pod_user,
+    workflow_plugin_container,
 )
 from argoplug.sidecar import HEALTH_TIMEOUT, Sidecar, SidecarError
 
@@ -57,6 +59,10 @@ class PluginSidecars:
     `say` is told, line by line, what was started where. `endpoints` (after entry) are in the order of
     `values`; `logs` holds (name, log file) of every process started. On exit every process is stopped
     (SIGTERM, then SIGKILL) and the token files written are removed. Raises PluginError.
+
+    `workflow_plugins`: a Workflow's own `spec.executorPlugins` (Argo v4.1, from `workflow_origin`). As
+    the controller does (`workflow/controller/agent.go`, `getExecutorPlugins`), they replace the others:
+    each is started as a plugin folder's sidecar would be, in their order, and `values` are not used.
     """
 
     def __init__(
@@ -68,8 +74,12 @@ class PluginSidecars:
         token_file: Path | None = None,
         say: Callable[[str], None] = print,
         wait_timeout: float = HEALTH_TIMEOUT,
+        workflow_plugins: Sequence[Mapping[str, Any]] = (),
+        workflow_origin: Path = Path("workflow"),
     ) -> None:
         self.values = list(values)
+        self.workflow_plugins = list(workflow_plugins)
+        self.workflow_origin = workflow_origin
         self.workdir = Path(workdir)
         self.env = dict(env or {})
         self.token_file = token_file
@@ -95,6 +105,16 @@ class PluginSidecars:
     def start(self) -> list[PluginEndpoint]:
         """Start every sidecar in turn and return the endpoints; raises PluginError for the first failure."""
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.workflow_plugins:
+            ignored = " ".join(f"--plugin {shlex.quote(value)}" for value in self.values)
+            self.say(
+                f"Executor plugins of the workflow ({self.workflow_origin}, spec.executorPlugins): they "
+                "replace the controller's for this workflow, as Argo v4.1 does with "
+                "ARGO_WORKFLOW_LEVEL_EXECUTOR_PLUGINS=true" + (f"; not used: {ignored}" if ignored else "")
+            )
+            for plugin in self.workflow_plugins:
+                self._run_container(workflow_plugin_container(plugin, self.workflow_origin))
+            return self.endpoints
         installed = [value for value in self.values if _kind(value) == "installed"]
         served = False
         for value in self.values or [""]:

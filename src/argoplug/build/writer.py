@@ -127,6 +127,7 @@ def render_bundle(bundle: Bundle) -> Rendered:
         raise BundleError(f"the ExecutorPlugin would not build: {exc}") from exc
 
     files: Rendered = {"plugin.yaml": argo.to_go_yaml(manifest)}
+    files["workflow-executor-plugins.yaml"] = _workflow_snippet(manifest)
     configmap = f"{bundle.sidecar_name}-configmap.yaml"
     files[configmap] = _configmaps(manifest, bundle.namespaces)
     manifests = {
@@ -355,6 +356,9 @@ _FILE_ROLES = {
     "agent-role.yaml": "Role and RoleBinding `{sa}-agent` for the agent, bound to `{runs_as}`: "
     "`workflowtasksets` list, watch and `workflowtasksets/status` patch",
     "kustomization.yaml": "lists every manifest: `kubectl apply -k .`",
+    "workflow-executor-plugins.yaml": "the same plugin as a Workflow's own `spec.executorPlugins` (Argo "
+    "v4.1, with `ARGO_WORKFLOW_LEVEL_EXECUTOR_PLUGINS=true`): paste it into a Workflow's spec; it then "
+    "replaces the controller's plugins for that workflow",
     "iam-policy.json": "the IAM permissions policy: exactly the AWS actions the plugins call",
     "iam-trust-policy.json": "the trust policy of the IAM role, for IRSA",
     "agent-pod-spec-patch.yaml": "volumes the plugins need, for the workflows' `spec.podSpecPatch`",
@@ -462,6 +466,18 @@ _README_USE = """
 
     kubectl delete -k .
 """
+
+
+def _workflow_snippet(manifest: Mapping[str, Any]) -> str:
+    """`executorPlugins:` holding the ExecutorPlugin's name and sidecar, for a Workflow's spec (Argo v4.1:
+    `WorkflowSpec.ExecutorPlugins`, read by `workflow/controller/agent.go` `getExecutorPlugins`)."""
+    metadata = manifest.get("metadata") or {}
+    plugin = {"metadata": {"name": metadata.get("name", "")}, "spec": dict(manifest.get("spec") or {})}
+    head = (
+        "# Paste into a Workflow's spec (Argo v4.1, ARGO_WORKFLOW_LEVEL_EXECUTOR_PLUGINS=true): this\n"
+        "# workflow's agent pod then runs this sidecar instead of the controller's ConfigMap plugins.\n"
+    )
+    return head + argo.to_go_yaml({"executorPlugins": [plugin]})
 
 
 def _identity_text(bundle: Bundle) -> dict[str, str]:

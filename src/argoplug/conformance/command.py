@@ -209,7 +209,7 @@ def _manifest_plan(
     path: Path, target: str, plugin_key: str | None, token_file: Path | None, limits: Limits
 ) -> _Plan:
     """A plan for an Argo plugin folder, plugin.yaml or ConfigMap (`container`), or an argoplug bundle."""
-    from argoplug.agent.plugins import PluginError, load_container
+    from argoplug.agent.plugins import PluginError, load_container, workflow_plugin_container
 
     kind = _manifest_kind(path)
     if kind == "bundle":
@@ -222,8 +222,14 @@ def _manifest_plan(
             launcher=_sidecars_launcher(target, None, limits),
             checks=_bundle_checks(path),
         )
+    own: list[dict[str, Any]] = []
+    used: list[str] = []
     try:
-        container = load_container(path)
+        if kind == "workflow":
+            own, used = _workflow_plugins(path)
+            container = workflow_plugin_container(own[0], path)
+        else:
+            container = load_container(path)
     except PluginError as exc:
         raise _UsageError(str(exc)) from None
     if shutil.which(container.argv[0]) is None:
@@ -238,12 +244,42 @@ def _manifest_plan(
                 f"{target}: port {container.port}, where the plugin listens, is already in use here"
             )
     _check_token_path(token_file or Path(DEFAULT_TOKEN_FILE), target)
-    key = plugin_key or container.plugin
+    keys = [plugin_key] if plugin_key else used or [container.plugin]
     notes = [f"Checking the Argo plugin {container.plugin} ({target}), its sidecar command started here."]
-    if not plugin_key:
-        notes.append(f"Plugin key: {key!r}, the plugin's name.")
+    if len(own) > 1:
+        others = ", ".join(str((p.get("metadata") or {}).get("name")) for p in own[1:])
+        notes.append(f"The workflow's first executor plugin; not checked: {others} (one server at a time).")
+    if not plugin_key and used:
+        notes.append(f"Plugin keys: {', '.join(map(repr, used))}, those the workflow's plugin templates use.")
+    elif not plugin_key:
+        notes.append(f"Plugin key: {keys[0]!r}, the plugin's name.")
     checks = [judge_token_user(container.security_context)]
-    return _Plan([key], notes, launcher=_sidecars_launcher(target, token_file, limits), checks=checks)
+    launcher = _sidecars_launcher(target, token_file, limits, workflow_plugins=own[:1], origin=path)
+    return _Plan(keys, notes, launcher=launcher, checks=checks)
+
+
+def _workflow_plugins(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The `spec.executorPlugins` of the Workflow in `path` (Argo v4.1), checked as Argo's validation does,
+    and the plugin keys its templates use."""
+    import yaml
+
+    from argoplug.agent.checks import executor_plugins_problem
+
+    documents = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if isinstance(d, dict)]
+    spec = next((d.get("spec") or {} for d in documents if d.get("kind") == "Workflow"), {})
+    plugins = [p for p in spec.get("executorPlugins") or [] if isinstance(p, dict)]
+    if not plugins:
+        raise _UsageError(f"{path}: the Workflow has no spec.executorPlugins: nothing to check")
+    problem = executor_plugins_problem(spec)
+    if problem:
+        raise _UsageError(f"{path}: {problem}")
+    used = [
+        str(key)
+        for template in spec.get("templates") or []
+        if isinstance(template, dict) and isinstance(template.get("plugin"), dict)
+        for key in template["plugin"]
+    ]
+    return plugins, list(dict.fromkeys(used))
 
 
 def _bundle_checks(path: Path) -> list[Verdict]:
@@ -273,11 +309,13 @@ def _manifest_kind(path: Path) -> str:
         raise _UsageError(f"cannot read {path}: {exc}") from None
     if isinstance(first, dict) and first.get("kind") in ("ExecutorPlugin", "ConfigMap"):
         return "container"
+    if isinstance(first, dict) and first.get("kind") == "Workflow":
+        return "workflow"
     if isinstance(first, dict) and "plugins" in first and "kind" not in first:
         return "bundle"
     raise _UsageError(
-        f"{path}: not an Argo plugin.yaml (kind ExecutorPlugin), a built ConfigMap (kind ConfigMap) nor an "
-        "argoplug bundle (a mapping with `plugins`)"
+        f"{path}: not an Argo plugin.yaml (kind ExecutorPlugin), a built ConfigMap (kind ConfigMap), a "
+        "Workflow with spec.executorPlugins nor an argoplug bundle (a mapping with `plugins`)"
     )
 
 
@@ -321,8 +359,16 @@ def _argoplug_launcher(plugin: str, limits: Limits) -> Launcher:
     return launch
 
 
-def _sidecars_launcher(target: str, token_file: Path | None, limits: Limits) -> Launcher:
-    """Start what `argoplug run --plugin TARGET` starts (`argoplug.agent.plugins.PluginSidecars`)."""
+def _sidecars_launcher(
+    target: str,
+    token_file: Path | None,
+    limits: Limits,
+    *,
+    workflow_plugins: Sequence[Mapping[str, Any]] = (),
+    origin: Path = Path("workflow"),
+) -> Launcher:
+    """Start what `argoplug run --plugin TARGET` starts (`argoplug.agent.plugins.PluginSidecars`), or a
+    workflow's own executor plugins (`workflow_plugins`, from `origin`)."""
 
     def launch() -> Launched:
         from argoplug.agent.plugins import PluginError, PluginSidecars
@@ -330,7 +376,13 @@ def _sidecars_launcher(target: str, token_file: Path | None, limits: Limits) -> 
         workdir = Path(tempfile.mkdtemp(prefix="argoplug-check-"))
         said: list[str] = []
         sidecars = PluginSidecars(
-            [target], workdir=workdir, token_file=token_file, say=said.append, wait_timeout=limits.start_fail
+            [target],
+            workdir=workdir,
+            token_file=token_file,
+            say=said.append,
+            wait_timeout=limits.start_fail,
+            workflow_plugins=workflow_plugins,
+            workflow_origin=origin,
         )
 
         def stop() -> None:
