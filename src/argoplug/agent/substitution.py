@@ -129,8 +129,10 @@ def global_values(workflow: Workflow, *, now: float | None = None) -> dict[str, 
     """The workflow-wide variables (`workflow.name`, `.namespace`, `.uid`, `.parameters.<p>`, ...).
 
     As the controller sets them (`workflow/controller/operator.go`, `setGlobalParameters`); the creation
-    timestamp is `now` (default: now), in RFC 3339, and `workflow.status` is Running until the exit
-    handler runs.
+    timestamp is `now` (default: now), in RFC 3339, also as `workflow.creationTimestamp.<c>` for each
+    strftime character Argo has (`STRFTIME_CHARS`); `workflow.status` is Running until the exit
+    handler runs, and `workflow.duration` (seconds, `%f`) is the engine's to update as the workflow runs
+    (`setGlobalRuntimeParameters`).
     """
     created = time.time() if now is None else now
     arguments = [{"name": k, "value": v} for k, v in workflow.parameters.items()]
@@ -151,12 +153,40 @@ def global_values(workflow: Workflow, *, now: float | None = None) -> dict[str, 
         "workflow.annotations.json": _go_json(dict(workflow.annotations)),
         "workflow.status": "Running",
     }
+    stamp = datetime.fromtimestamp(created, tz=UTC)
+    for char, layout in STRFTIME_CHARS.items():
+        values[f"workflow.creationTimestamp.{char}"] = stamp.strftime(layout)
+    values["workflow.creationTimestamp.L"] = f".{stamp.microsecond // 1000:03d}"
+    values["workflow.creationTimestamp.s"] = str(int(created))
+    values["workflow.duration"] = "0.000000"
     if workflow.spec.get("priority") is not None:
         values["workflow.priority"] = str(workflow.spec["priority"])
     values.update({f"workflow.parameters.{k}": v for k, v in workflow.parameters.items()})
     values.update({f"workflow.labels.{k}": str(v) for k, v in workflow.labels.items()})
     values.update({f"workflow.annotations.{k}": str(v) for k, v in workflow.annotations.items()})
     return values
+
+
+# `workflow.creationTimestamp.<char>`: the strftime characters Argo supports (util/strftime, FormatChars), as
+# Python's strftime writes the same layouts for a UTC time (Go's zone name of UTC is "UTC"); `L`, Go's
+# ".000" (milliseconds), is set apart.
+STRFTIME_CHARS = {
+    "B": "%B",
+    "b": "%b",
+    "m": "%m",
+    "A": "%A",
+    "a": "%a",
+    "d": "%d",
+    "H": "%H",
+    "I": "%I",
+    "M": "%M",
+    "S": "%S",
+    "Y": "%Y",
+    "y": "%y",
+    "p": "%p",
+    "Z": "UTC",
+    "z": "+0000",
+}
 
 
 def _go_json(value: Any) -> str:
@@ -209,7 +239,8 @@ def process_args(
     """Bind `arguments` to the template's inputs and substitute the template (`common.ProcessArgs`).
 
     Returns the substituted template (with `inputs`, `outputs`, `metadata` present), its scope
-    (`workflow_values`, `local` such as `steps.name`, the inputs and `node.name`) and the inputs by name.
+    (`workflow_values`, `local` such as `steps.name`, `node.name` and the inputs) and the inputs by name.
+    Each input's value has the globals and locals substituted first, as Argo does.
     Expressions are evaluated where they can be; `retries` is not in the scope: Argo sets it only in a
     template with a retryStrategy, for each attempt, and otherwise leaves `{{retries}}` as written.
     Raises SetupError for an input without value.
@@ -218,6 +249,9 @@ def process_args(
     supplied = {a.get("name"): a for a in arguments}
     values = dict(workflow_values)
     values.update(local or {})
+    values["node.name"] = node_name
+    # Globals and locals first: an input's value or default may hold them (`common.SubstituteParams`).
+    base = dict(values)
     inputs: dict[str, str] = {}
     for param in (processed.get("inputs") or {}).get("parameters") or []:
         name = param.get("name")
@@ -227,8 +261,10 @@ def process_args(
             value = argument["value"]
         if value is None:
             raise SetupError(f"inputs.parameters.{name} was not supplied")
-        param["value"] = inputs[name] = values[f"inputs.parameters.{name}"] = str(value)
-    values["node.name"] = node_name
+        text = str(value)
+        if "{{" in text:
+            text = str(expand(substitute(text, base), base, strict=False))
+        param["value"] = inputs[name] = values[f"inputs.parameters.{name}"] = text
     processed = expand(substitute(processed, values), values, strict=False)
     for key in ("inputs", "outputs", "metadata"):
         processed.setdefault(key, {})

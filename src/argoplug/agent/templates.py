@@ -100,7 +100,8 @@ class TemplateCalls:
         self.workflow = workflow
         self.status = status
         self.recorder = StatusRecorder(status, clock=clock, on_change=self._changed)
-        self.globals = global_values(workflow, now=clock())
+        self._started = clock()
+        self.globals = global_values(workflow, now=self._started)
         self.speed = speed
         self.sleep = sleep
         self._executor = executor
@@ -183,18 +184,21 @@ class TemplateCalls:
                 NodeType.SKIPPED, NodePhase.ERROR, f"Maximum recursion depth exceeded ({MAX_DEPTH})"
             ), None
         kind = template_kind(template) or "unknown"
+        arguments = (call.get("arguments") or {}).get("parameters") or []
+        self.globals["workflow.duration"] = f"{self.elapsed(self._started):f}"  # setGlobalRuntimeParameters
+        try:
+            processed, scope, inputs = process_args(template, arguments, self.globals, name, local)
+        except SetupError as exc:
+            return node_of(NodeType.SKIPPED, NodePhase.ERROR, str(exc)), None
         if kind not in RUNNABLE_KINDS:
             message = (
                 f"argoplug's local agent cannot run {kind} templates (template {template.get('name')!r}): "
                 "only plugin, http, suspend, steps and dag templates run locally; run this workflow on a "
                 "cluster"
             )
-            return node_of(_NODE_TYPES.get(kind, NodeType.POD), NodePhase.ERROR, message), None
-        arguments = (call.get("arguments") or {}).get("parameters") or []
-        try:
-            processed, scope, inputs = process_args(template, arguments, self.globals, name, local)
-        except SetupError as exc:
-            return node_of(NodeType.SKIPPED, NodePhase.ERROR, str(exc)), None
+            node = node_of(_NODE_TYPES.get(kind, NodeType.POD), NodePhase.ERROR, message)
+            node.inputs = inputs  # as resolved: what the node would have run with
+            return node, None
         strategy = retry_strategy(processed, self.workflow.spec)
         if strategy is not None:
             node = node_of(NodeType.RETRY, NodePhase.RUNNING)
