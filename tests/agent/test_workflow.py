@@ -182,11 +182,17 @@ def test_a_schema_violation_names_file_document_path_and_expectation(tmp_path):
     assert "$.spec.entrypoint: expected a string, got a list" in message
 
 
-def test_an_unknown_field_is_refused_as_argo_submit_strict_does(tmp_path):
+def test_an_unknown_field_is_a_warning_saying_a_cluster_ignores_it_and_argo_lint_refuses_it(tmp_path):
+    # kubectl apply keeps it (the CRD preserves unknown fields) and the controller ignores it; `argo lint`
+    # and `argo submit` decode strictly (workflow/common/parse.go): `json: unknown field "dependancies"`.
     text = MINIMAL.replace("    - name: main\n", "    - name: main\n      dependancies: [a]\n")
-    with pytest.raises(WorkflowError) as caught:
-        load_documents([write(tmp_path, text)])
-    assert "$.spec.templates[0] (template `main`): unknown field `dependancies`" in str(caught.value)
+    [document] = load_documents([write(tmp_path, text)])
+    [warning] = document.warnings
+    assert warning.startswith("$.spec.templates[0] (template `main`): unknown field `dependancies` (expected")
+    assert warning.endswith(
+        "a cluster's controller ignores it, `argo lint` and `argo submit` refuse it (json: unknown field "
+        '"dependancies")'
+    )
 
 
 def test_a_missing_required_field_is_named(tmp_path):

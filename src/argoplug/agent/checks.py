@@ -171,8 +171,9 @@ class _Checker:
         scope = set(self.globals)
         for param in (template.get("inputs") or {}).get("parameters") or []:
             scope.add(f"inputs.parameters.{param.get('name')}")
-            if param.get("valueFrom") is not None:
-                self._unsupported(f"{where}.inputs.parameters.{param.get('name')}", "valueFrom")
+            for field in param.get("valueFrom") or {}:
+                if field not in ("configMapKeyRef", "default"):
+                    self._unsupported(f"{where}.inputs.parameters.{param.get('name')}", f"valueFrom.{field}")
         if kind not in RUNNABLE_KINDS:
             return  # its node ends as Error at run time, as the issue asks; nothing inside it runs
         self._timing(where, template, kind)
@@ -281,8 +282,11 @@ class _Checker:
         if arguments.get("artifacts"):
             self._unsupported(f"{where}.arguments", "artifacts")
         for param in arguments.get("parameters") or []:
+            at = f"{where}.arguments.parameters.{param.get('name')}"
             if param.get("valueFrom") is not None:
-                self._unsupported(f"{where}.arguments.parameters.{param.get('name')}", "valueFrom")
+                for field in param["valueFrom"]:
+                    if field not in ("configMapKeyRef", "default"):
+                        self._unsupported(at, f"valueFrom.{field}")
             elif param.get("value") is None:
                 self.problems.append(f"{where}.arguments.{param.get('name')}.value is required")
         loops = [field for field in _LOOPS if call.get(field) not in (None, "", [])]
@@ -404,12 +408,13 @@ class _Checker:
         self._outputs(where, template, set(scope).union(*results.values()))
 
     def _outputs(self, where: str, template: Mapping[str, Any], scope: set[str]) -> None:
-        """Outputs of a steps/DAG template come from `valueFrom.parameter` (`getTemplateOutputsFromScope`)."""
+        """Outputs of a steps/DAG template come from `valueFrom.parameter` or `.expression`
+        (`getTemplateOutputsFromScope`); an expression is judged when it runs, as Argo does."""
         for param in (template.get("outputs") or {}).get("parameters") or []:
             at = f"{where}.outputs.parameters.{param.get('name')}"
             value_from = param.get("valueFrom") or {}
             for field in value_from:
-                if field not in ("parameter", "default"):
+                if field not in ("parameter", "expression", "default"):
                     self._unsupported(at, f"valueFrom.{field}")
             if value_from.get("parameter") is not None:
                 self._resolve(at, value_from["parameter"], scope)

@@ -164,6 +164,12 @@ class AgentClient:
         # plugin.go's `invalid`: a plugin that answered 404 is never called again, for any task.
         self.unsupported: set[str] = set()
 
+    @property
+    def slots(self) -> asyncio.Semaphore:
+        """The task workers (`workers` of them): plugin rounds take one each; give it to the HTTP runner
+        (`HttpTemplateRunner(slots=...)`) so that HTTP tasks share them, as in Argo's agent."""
+        return self._semaphore
+
     async def __aenter__(self) -> AgentClient:
         return self
 

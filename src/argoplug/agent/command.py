@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from argoplug.agent.client import FailedAgentPod, PluginEndpoint
+    from argoplug.agent.configmaps import ConfigMaps
     from argoplug.agent.engine import Engine
     from argoplug.agent.http_template import SecretStore
     from argoplug.agent.nodes import WorkflowStatus
@@ -124,6 +125,17 @@ def run(
             help="Kubernetes Secret YAML whose values HTTP templates' secretKeyRef headers read.",
         ),
     ] = None,
+    configmaps_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--configmaps",
+            metavar="FILE",
+            help=(
+                "Kubernetes ConfigMap YAML that inputs.parameters[].valueFrom.configMapKeyRef read (each "
+                "labelled workflows.argoproj.io/configmap-type: Parameter, as Argo requires)."
+            ),
+        ),
+    ] = None,
     workflow_level_plugins: Annotated[
         bool,
         typer.Option(
@@ -175,14 +187,15 @@ def run(
         signal.signal(signum, _interrupt)
     try:
         options = _Options(
-            plugin or (),
-            plugin_token_file,
-            seed,
-            workers,
-            speed,
-            secrets_file,
-            output,
-            workflow_level_plugins,
+            plugins=plugin or (),
+            token_file=plugin_token_file,
+            seed=seed,
+            workers=workers,
+            speed=speed,
+            secrets=secrets_file,
+            output=output,
+            workflow_level_plugins=workflow_level_plugins,
+            configmaps=configmaps_file,
         )
         _run(files, parameter or (), aws_sandbox, aws_endpoint, options, console, errors)
     except KeyboardInterrupt:
@@ -201,26 +214,34 @@ def _run(
 ) -> None:
     from argoplug.agent.checks import check
     from argoplug.agent.client import FailedAgentPod
+    from argoplug.agent.configmaps import ConfigMapError, ConfigMaps
     from argoplug.agent.http_template import SecretError, SecretStore
     from argoplug.agent.plugins import PluginError, PluginSidecars
     from argoplug.agent.workflow import WorkflowError, load_documents, parse_parameters, resolve_workflow
 
     try:
         overrides = parse_parameters(parameter)
-        workflow = resolve_workflow(load_documents(files), parameters=overrides)
+        documents = load_documents(files)
+        workflow = resolve_workflow(documents, parameters=overrides)
         warnings = check(workflow)
     except WorkflowError as exc:
         errors.print(f"argoplug run: {exc}", markup=False)
         raise typer.Exit(EXIT_USAGE) from None
+    for document in documents:
+        for warning in document.warnings:
+            errors.print(f"argoplug run: warning: {document.origin}: {warning}", markup=False)
     for warning in warnings:
         errors.print(f"argoplug run: warning: {workflow.origin}: {warning}", markup=False)
     secrets = None
-    if options.secrets is not None:
-        try:
+    configmaps = None
+    try:
+        if options.secrets is not None:
             secrets = SecretStore.from_file(options.secrets)
-        except SecretError as exc:
-            errors.print(f"argoplug run: {exc}", markup=False)
-            raise typer.Exit(EXIT_USAGE) from None
+        if options.configmaps is not None:
+            configmaps = ConfigMaps.from_file(options.configmaps, namespace=workflow.namespace)
+    except (SecretError, ConfigMapError) as exc:
+        errors.print(f"argoplug run: {exc}", markup=False)
+        raise typer.Exit(EXIT_USAGE) from None
     # Merged over this process's environment for each process started; None removes a variable.
     env: dict[str, str | None] = {}
     if aws_endpoint:
@@ -258,7 +279,9 @@ def _run(
             errors.print(f"argoplug run: {exc}", markup=False)
             shutil.rmtree(workdir, ignore_errors=True)  # the error holds what the sidecar said
             raise typer.Exit(EXIT_USAGE) from None
-        status = _run_workflow(workflow, sidecars.endpoints, options, secrets, console, failed_agent)
+        status = _run_workflow(
+            workflow, sidecars.endpoints, options, secrets, console, failed_agent, configmaps
+        )
     if status is not None and status.phase == "Succeeded":
         shutil.rmtree(workdir, ignore_errors=True)
         raise typer.Exit(EXIT_SUCCEEDED)
@@ -274,8 +297,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class _Options:
-    """How `argoplug run` runs: the `--plugin` values, token file, seed, workers, speed, secrets, -o, and
-    whether the workflow's own executor plugins are enabled."""
+    """How `argoplug run` runs: the `--plugin` values, token file, seed, workers, speed, secrets, -o,
+    whether the workflow's own executor plugins are enabled, and the ConfigMaps file."""
 
     plugins: Sequence[str]
     token_file: Path | None
@@ -285,6 +308,7 @@ class _Options:
     secrets: Path | None = None
     output: str | None = None
     workflow_level_plugins: bool = True
+    configmaps: Path | None = None
 
 
 def _enter_sandbox(
@@ -315,6 +339,7 @@ def _run_workflow(
     secrets: SecretStore | None,
     console: Console,
     failed_agent: FailedAgentPod | None = None,
+    configmaps: ConfigMaps | None = None,
 ) -> WorkflowStatus | None:
     """Run `workflow` against the sidecars, showing progress; print the report. None when interrupted.
 
@@ -342,7 +367,7 @@ def _run_workflow(
     async def main(engine_slot: list[Engine]) -> WorkflowStatus:
         async with (
             AgentClient(endpoints, seed=seed, workers=options.workers, sleep=sleep) as client,
-            HttpTemplateRunner(secrets) as http,
+            HttpTemplateRunner(secrets, slots=client.slots) as http,  # one pool, as the agent's workers
         ):
             order = ", ".join(endpoint.name or endpoint.url for endpoint in client.order)
             if failed_agent is None:
@@ -357,12 +382,15 @@ def _run_workflow(
                     f"deadlines are divided by {speed:g}; the durations shown are as they ran",
                     markup=False,
                 )
-            if failed_agent is not None:
-                engine = Engine(
-                    workflow, failed_agent, on_change=progress.on_change, http=failed_agent, speed=speed
-                )
-            else:
-                engine = Engine(workflow, client, on_change=progress.on_change, http=http, speed=speed)
+            executor, runner = (failed_agent, failed_agent) if failed_agent is not None else (client, http)
+            engine = Engine(
+                workflow,
+                executor,
+                on_change=progress.on_change,
+                http=runner,
+                speed=speed,
+                configmaps=configmaps,
+            )
             engine_slot.append(engine)
             with progress.showing(engine.status):
                 return await engine.run()

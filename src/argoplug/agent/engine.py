@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from argoplug.agent.configmaps import ConfigMaps
 from argoplug.agent.leaves import HttpRunner, TemplateExecutor
 from argoplug.agent.nodes import Node, NodePhase, WorkflowStatus
 from argoplug.agent.substitution import rfc3339
@@ -43,8 +44,9 @@ class Engine:
     `speed` (> 0, default 1) runs those clocks `speed` times faster: each wait is its duration divided by
     `speed` (requeue delays are the client's to shorten). When the deadline passes, the nodes still
     running fail with `Step exceeded its deadline`, then the exit handler runs. Cancelling `run` (Ctrl-C)
-    fails the unfinished nodes with `Stopped` before the cancellation goes on. `check(workflow)` must have
-    passed. Raises ValueError for a `speed` that is not a positive number.
+    fails the unfinished nodes with `Stopped` before the cancellation goes on. `configmaps` are the
+    ConfigMaps `valueFrom.configMapKeyRef` inputs read. `check(workflow)` must have passed. Raises
+    ValueError for a `speed` that is not a positive number.
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class Engine:
         clock: Callable[[], float] = time.time,
         http: HttpRunner | None = None,
         speed: float = 1.0,
+        configmaps: ConfigMaps | None = None,
     ) -> None:
         if not speed > 0:
             raise ValueError(f"speed must be a positive number, got {speed!r}")
@@ -66,7 +69,7 @@ class Engine:
         self._sleep = sleep
         self._calls = TemplateCalls(
             workflow, self.status, executor, http=http, sleep=sleep, clock=clock, speed=self.speed,
-            on_change=on_change,
+            on_change=on_change, configmaps=configmaps,
         )  # fmt: skip
         self._recorder = self._calls.recorder
 

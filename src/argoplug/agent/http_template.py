@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import errno
 from collections.abc import Mapping
 from pathlib import Path
@@ -156,13 +157,19 @@ class HttpTemplateRunner:
 
     `secrets` supplies `valueFrom.secretKeyRef` header values. `transport` replaces the network (tests).
     The client follows up to 10 redirects and has no timeout of its own, as Go's `http.DefaultClient`;
-    `timeoutSeconds` bounds each request.
+    `timeoutSeconds` bounds each request. `slots`, when given, is the agent's pool of task workers, which
+    HTTP and plugin tasks share (`AgentClient.slots`: `ARGO_AGENT_TASK_WORKERS`, executor/agent.go).
     """
 
     def __init__(
-        self, secrets: SecretStore | None = None, *, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        secrets: SecretStore | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        slots: asyncio.Semaphore | None = None,
     ) -> None:
         self.secrets = secrets
+        self.slots = slots
         self._transport = transport
         self._clients: dict[bool, httpx.AsyncClient] = {}
 
@@ -195,10 +202,11 @@ class HttpTemplateRunner:
 
         Never raises for the template's trouble; returns a terminal `NodeUpdate` (no requeue).
         """
-        try:
-            return await self._run(template)
-        except _Failed as exc:
-            return NodeUpdate("Failed", str(exc))
+        async with self.slots or contextlib.nullcontext():
+            try:
+                return await self._run(template)
+            except _Failed as exc:
+                return NodeUpdate("Failed", str(exc))
 
     async def _run(self, template: Mapping[str, Any]) -> NodeUpdate:
         name = template.get("name") or "?"

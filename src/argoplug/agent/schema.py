@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
 
-__all__ = ["describe_value", "go_scalar_string", "schema_problems"]
+__all__ = ["describe_value", "go_scalar_string", "schema_findings", "schema_problems"]
 
 _SCHEMA_PREFIX = "io.argoproj.workflow.v1alpha1."
 
@@ -27,13 +27,27 @@ def schema_problems(kind: str, body: dict[str, Any]) -> list[str]:
 
     Numbers and booleans in a parameter's `value` or `default` are first turned, in place, into the strings
     Go makes of them (`AnyString`). Each problem names its JSON path (and template) and what was expected;
-    the list is sorted, without duplicates, and empty when the document is valid.
+    the list is sorted, without duplicates, and empty when the document is valid. Unknown fields are
+    problems here too; `schema_findings` tells them apart.
+    """
+    problems, unknown = schema_findings(kind, body)
+    return sorted({*problems, *unknown})
+
+
+def schema_findings(kind: str, body: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Validate `body` as `schema_problems` does; return (problems, unknown fields), each sorted.
+
+    An unknown field is what `argo lint` and `argo submit` refuse (`UnmarshalStrict`: `json: unknown field
+    "x"`) but a cluster runs: the CRD keeps it and the controller, decoding leniently, ignores it. Its
+    message says both.
     """
     validator = _validator(kind)
     errors = list(validator.iter_errors(body))
     if _coerce_any_strings(body, errors):
         errors = list(validator.iter_errors(body))
-    return sorted({_problem(body, error) for error in errors})
+    problems = {_problem(body, error) for error in errors if error.validator != "additionalProperties"}
+    unknown = {_problem(body, error) for error in errors if error.validator == "additionalProperties"}
+    return sorted(problems), sorted(unknown)
 
 
 @functools.cache
@@ -110,7 +124,11 @@ def _problem(body: dict[str, Any], error: Any) -> str:
         known = set(error.schema.get("properties", {}))
         extra = sorted(k for k in error.instance if k not in known)
         fields = ", ".join(f"`{k}`" for k in extra)
-        return f"{where}: unknown field {fields} (expected one of: {', '.join(sorted(known))})"
+        lint = ", ".join(f'json: unknown field "{k}"' for k in extra)
+        return (
+            f"{where}: unknown field {fields} (expected one of: {', '.join(sorted(known))}); a cluster's "
+            f"controller ignores it, `argo lint` and `argo submit` refuse it ({lint})"
+        )
     if error.validator == "required":
         missing = [k for k in error.validator_value if k not in error.instance]
         return f"{where}: missing required field " + ", ".join(f"`{k}`" for k in missing)

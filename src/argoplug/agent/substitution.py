@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from argoplug.agent.configmaps import ConfigMapMissing, ConfigMaps
 from argoplug.agent.nodes import Node, NodeType
 from argoplug.agent.workflow import Workflow
 from argoplug.protocol import Outputs, Parameter
@@ -189,6 +190,45 @@ STRFTIME_CHARS = {
 }
 
 
+def _configmap_value(
+    name: str,
+    reference: Mapping[str, Any],
+    value_from: Mapping[str, Any],
+    values: Mapping[str, str],
+    configmaps: ConfigMaps | None,
+    namespace: str,
+) -> Any:
+    """An input's value from its ConfigMap key (the name and key may hold globals), else its default."""
+    cm_name = str(substitute(str(reference.get("name") or ""), values))
+    cm_key = str(substitute(str(reference.get("key") or ""), values))
+    try:
+        return (configmaps or ConfigMaps()).value(namespace, cm_name, cm_key)
+    except ConfigMapMissing as exc:
+        if value_from.get("default") is not None:
+            return value_from["default"]
+        problem = str(exc)
+    except ValueError as exc:
+        problem = str(exc)
+    raise SetupError(f"unable to retrieve inputs.parameters.{name} from ConfigMap: {problem}")
+
+
+def _expression_output(expression: str, default: Any, scope: Mapping[str, str]) -> Any:
+    from argoplug.agent import expressions
+    from argoplug.agent.expressions.values import go_format
+
+    try:
+        result = expressions.evaluate(expression, expressions.env_from_scope(scope))
+    except expressions.ExpressionError as exc:
+        problem = str(exc)
+    else:
+        if result is not None:
+            return go_format(result)
+        problem = f'failed to evaluate expression "{expression}"'  # a nil result (resolveParameter)
+    if default is None:
+        raise SetupError(problem)
+    return default
+
+
 def _go_json(value: Any) -> str:
     """JSON as Go's `json.Marshal` writes it: compact, map keys sorted."""
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
@@ -235,12 +275,17 @@ def process_args(
     workflow_values: Mapping[str, str],
     node_name: str,
     local: Mapping[str, str] | None = None,
+    *,
+    configmaps: ConfigMaps | None = None,
+    namespace: str = "argo",
 ) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
     """Bind `arguments` to the template's inputs and substitute the template (`common.ProcessArgs`).
 
     Returns the substituted template (with `inputs`, `outputs`, `metadata` present), its scope
     (`workflow_values`, `local` such as `steps.name`, `node.name` and the inputs) and the inputs by name.
-    Each input's value has the globals and locals substituted first, as Argo does.
+    Each input's value has the globals and locals substituted first, as Argo does. An input (or its
+    argument) with `valueFrom.configMapKeyRef` takes the value from `configmaps` in `namespace`, else its
+    `valueFrom.default` when the ConfigMap or key is missing (`substituteAndGetConfigMapValue`).
     Expressions are evaluated where they can be; `retries` is not in the scope: Argo sets it only in a
     template with a retryStrategy, for each attempt, and otherwise leaves `{{retries}}` as written.
     Raises SetupError for an input without value.
@@ -256,14 +301,24 @@ def process_args(
     for param in (processed.get("inputs") or {}).get("parameters") or []:
         name = param.get("name")
         value = param.get("value") if param.get("value") is not None else param.get("default")
+        value_from = param.get("valueFrom")
         argument = supplied.get(name)
         if argument is not None and argument.get("value") is not None:
-            value = argument["value"]
+            value, value_from = argument["value"], None
+        elif argument is not None:
+            value, value_from = None, argument.get("valueFrom")
+        reference = (value_from or {}).get("configMapKeyRef")
+        if reference:
+            value = _configmap_value(name, reference, value_from or {}, base, configmaps, namespace)
         if value is None:
             raise SetupError(f"inputs.parameters.{name} was not supplied")
         text = str(value)
         if "{{" in text:
             text = str(expand(substitute(text, base), base, strict=False))
+        if "{{=" in text and "retries" not in text:
+            # An expression of an argument that still fails here fails the node, never passes on as text;
+            # `retries` is set later, per attempt (Argo leaves `{{=...retries...}}` alone until then).
+            text = str(expand(text, base, strict=True))
         param["value"] = inputs[name] = values[f"inputs.parameters.{name}"] = text
     processed = expand(substitute(processed, values), values, strict=False)
     for key in ("inputs", "outputs", "metadata"):
@@ -272,22 +327,29 @@ def process_args(
 
 
 def template_outputs(template: Mapping[str, Any], scope: Mapping[str, str]) -> Outputs | None:
-    """The outputs a steps/DAG template takes from `scope` (`valueFrom.parameter`), None if it takes none.
+    """The outputs a steps/DAG template takes from `scope` (`valueFrom.parameter` or `.expression`), None
+    if it takes none.
 
-    As `getTemplateOutputsFromScope`; a parameter keeps its `globalName`. Raises SetupError
-    (`Unable to resolve: <reference>`) for a reference not in `scope` and without `default`.
+    As `getTemplateOutputsFromScope` (`workflow/controller/operator.go`) and `wfScope.resolveParameter`
+    (`scope.go`): an expression is evaluated with the children's outputs in scope, and its result written
+    as Go's `%v` writes it (`AnyStringPtr`: `3`, `2.5`, `true`, `[a b]`, `map[k:v]`). A parameter keeps its
+    `globalName`. Raises SetupError (`Unable to resolve: <reference>`, or the expression's error, `failed
+    to evaluate expression "..."` for a nil result) when there is no `default`.
     """
     parameters = []
     for param in (template.get("outputs") or {}).get("parameters") or []:
         value_from = param.get("valueFrom") or {}
-        if value_from.get("parameter") is None:
+        if value_from.get("expression"):
+            value = _expression_output(str(value_from["expression"]), value_from.get("default"), scope)
+        elif value_from.get("parameter") is not None:
+            reference = str(value_from["parameter"])
+            value = scope.get(reference.strip().removeprefix("{{").removesuffix("}}").strip())
+            if value is None:
+                value = value_from.get("default")
+            if value is None:
+                raise SetupError(f"Unable to resolve: {reference}")
+        else:
             continue
-        reference = str(value_from["parameter"])
-        value = scope.get(reference.strip().removeprefix("{{").removesuffix("}}").strip())
-        if value is None:
-            value = value_from.get("default")
-        if value is None:
-            raise SetupError(f"Unable to resolve: {reference}")
         parameters.append(
             Parameter(name=param["name"], value=str(value), globalName=param.get("globalName") or None)
         )

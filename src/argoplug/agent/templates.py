@@ -17,6 +17,7 @@ from typing import Any
 
 from argoplug.agent import leaves
 from argoplug.agent.checks import RUNNABLE_KINDS, template_kind
+from argoplug.agent.configmaps import ConfigMaps
 from argoplug.agent.leaves import HttpRunner, TemplateExecutor
 from argoplug.agent.nodes import Node, NodePhase, NodeType, StatusRecorder, WorkflowStatus
 from argoplug.agent.retries import attempt_values, decide, retry_strategy
@@ -54,6 +55,15 @@ _NODE_TYPES = {
 }
 # Nodes a template's `parallelism` counts (`getActiveChildrenCounter`): not plugin, HTTP or suspend nodes.
 _COUNTED = (NodeType.POD, NodeType.STEPS, NodeType.DAG)
+
+
+def _cannot_run(kind: str, template: Mapping[str, Any]) -> str:
+    return (
+        f"argoplug's local agent cannot run {kind} templates (template {template.get('name')!r}): only "
+        "plugin, http, suspend, steps and dag templates run locally; run this workflow on a cluster"
+    )
+
+
 _SEPARATOR = re.compile(r"^(\[\d+\])?\.")
 
 Runner = Coroutine[Any, Any, None]
@@ -96,8 +106,10 @@ class TemplateCalls:
         clock: Callable[[], float] = time.time,
         speed: float = 1.0,
         on_change: Callable[[Node], None] | None = None,
+        configmaps: ConfigMaps | None = None,
     ) -> None:
         self.workflow = workflow
+        self.configmaps = configmaps
         self.status = status
         self.recorder = StatusRecorder(status, clock=clock, on_change=self._changed)
         self._started = clock()
@@ -187,19 +199,22 @@ class TemplateCalls:
         arguments = (call.get("arguments") or {}).get("parameters") or []
         self.globals["workflow.duration"] = f"{self.elapsed(self._started):f}"  # setGlobalRuntimeParameters
         try:
-            processed, scope, inputs = process_args(template, arguments, self.globals, name, local)
+            processed, scope, inputs = process_args(
+                template,
+                arguments,
+                self.globals,
+                name,
+                local,
+                configmaps=self.configmaps,
+                namespace=self.workflow.namespace,
+            )
         except SetupError as exc:
             return node_of(NodeType.SKIPPED, NodePhase.ERROR, str(exc)), None
-        if kind not in RUNNABLE_KINDS:
-            message = (
-                f"argoplug's local agent cannot run {kind} templates (template {template.get('name')!r}): "
-                "only plugin, http, suspend, steps and dag templates run locally; run this workflow on a "
-                "cluster"
-            )
-            node = node_of(_NODE_TYPES.get(kind, NodeType.POD), NodePhase.ERROR, message)
+        strategy = retry_strategy(processed, self.workflow.spec)
+        if kind not in RUNNABLE_KINDS and strategy is None:
+            node = node_of(_NODE_TYPES.get(kind, NodeType.POD), NodePhase.ERROR, _cannot_run(kind, template))
             node.inputs = inputs  # as resolved: what the node would have run with
             return node, None
-        strategy = retry_strategy(processed, self.workflow.spec)
         if strategy is not None:
             node = node_of(NodeType.RETRY, NodePhase.RUNNING)
             node.inputs = inputs
@@ -309,8 +324,10 @@ class TemplateCalls:
             await leaves.run_suspend(self, node, template)
         elif kind == "steps":
             await run_steps(self, node, template, templates, depth)
-        else:
+        elif kind == "dag":
             await run_dag(self, node, template, templates, depth)
+        else:  # an attempt of a retried container, script...: as the cluster's Retry node has it
+            self.recorder.finish(node, NodePhase.ERROR, _cannot_run(kind, template))
         if kind in ("plugin", "http", "suspend") and node.outputs is not None:
             self._export(node, template)
 
@@ -355,7 +372,7 @@ class TemplateCalls:
             child = self.recorder.new_node(
                 name,
                 display_name(name, boundary),
-                _NODE_TYPES[kind],
+                _NODE_TYPES.get(kind, NodeType.POD),
                 retry.template_name,
                 retry.boundary_id,
                 phase,

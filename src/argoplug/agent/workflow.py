@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from argoplug.agent.schema import describe_value, schema_problems
+from argoplug.agent.schema import describe_value, schema_findings
 
 __all__ = [
     "KINDS",
@@ -58,6 +58,7 @@ class Document:
     kind: str
     name: str
     body: dict[str, Any]
+    warnings: list[str] = dataclasses.field(default_factory=list)  # what Argo's controller ignores
 
     @property
     def origin(self) -> str:
@@ -169,9 +170,11 @@ _Loader.yaml_implicit_resolvers = {
 def load_documents(paths: Iterable[str | Path]) -> list[Document]:
     """Read every YAML document of `paths` and validate each against Argo's JSON schema.
 
-    Empty documents are skipped. Scalar numbers and booleans in a parameter's `value` or `default` become
-    the strings Go would make of them (Argo's `AnyString`: `100000000002` → "100000000002", `true` →
-    "true"). Raises WorkflowError naming the file, the document, the JSON path and what was expected.
+    Unknown fields are each document's `warnings` (a cluster ignores them; `argo lint` refuses them),
+    every other schema problem an error. Empty documents are skipped. Scalar numbers and booleans in a
+    parameter's `value` or `default` become the strings Go would make of them (Argo's `AnyString`:
+    `100000000002` → "100000000002", `true` → "true"). Raises WorkflowError naming the file, the
+    document, the JSON path and what was expected.
     """
     documents: list[Document] = []
     for path in paths:
@@ -210,7 +213,8 @@ def _document(path: str, index: int, body: Any) -> Document:
 
 
 def _validate(document: Document) -> None:
-    problems = schema_problems(document.kind, document.body)
+    problems, unknown = schema_findings(document.kind, document.body)
+    document.warnings.extend(unknown)
     if not problems:
         return
     shown = problems[:_MAX_PROBLEMS]

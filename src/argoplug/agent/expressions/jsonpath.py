@@ -11,8 +11,9 @@ from argoplug.agent.expressions.values import fail, from_json, go_type
 
 __all__ = ["jsonpath"]
 
+# `.[0]` reads as `[0]`, as evilmonkeyinc/jsonpath reads `$.results.[0]` (Understack's templates write it).
 _PATH_STEP = re.compile(
-    r"\.\.(?P<deep>\*|[^.\[]*)|\.(?P<key>[^.\[]+)|\[(?P<bracket>(?:'[^']*'|\"[^\"]*\"|[^\]])*)\]"
+    r"\.\.(?P<deep>\*|[^.\[]*)|\.(?P<key>[^.\[]+)|\.?\[(?P<bracket>(?:'[^']*'|\"[^\"]*\"|[^\]])*)\]"
 )
 _BRACKET_ITEM = re.compile(r"\s*('[^']*'|\"[^\"]*\"|[^,]+?)\s*(?:,|$)")
 
@@ -20,7 +21,7 @@ _BRACKET_ITEM = re.compile(r"\s*('[^']*'|\"[^\"]*\"|[^,]+?)\s*(?:,|$)")
 def jsonpath(document: str, path: str) -> Any:
     """The value at `path` in the JSON text `document`; a list of the matches when the path has `*`, `..`,
     a union or a slice. Paths: `$`, `.key`, `['key']`, `[n]`, `[-n]`, `[a,b]`, `[start:end:step]`, `*`,
-    `..key`. Numbers come back as floats, as Go decodes them.
+    `..key`; a bracket may follow a dot (`$.results.[0]`). Numbers come back as floats, as Go decodes them.
 
     Raises FunctionError for a path that does not parse or does not match (a key not found, an index out of
     range), and for filters `[?(...)]` and scripts, which this agent does not implement.
