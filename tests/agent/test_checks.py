@@ -71,7 +71,9 @@ def test_check_refuses_what_argo_validation_refuses(tmp_path, templates, expecte
     ("templates", "expected"),
     [
         (
-            "    - name: main\n      steps: [[{name: a, template: p, hooks: {exit: {template: p}}}]]\n",
+            # An exit hook is the step's onExit (test_submit_from.py); other lifecycle hooks are not run.
+            "    - name: main\n      steps: [[{name: a, template: p, hooks: {running: {template: p,"
+            " expression: \"steps.a.status == 'Running'\"}}}]]\n",
             "templates.main.steps[0].a: `hooks`",
         ),
         (

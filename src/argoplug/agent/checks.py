@@ -136,6 +136,8 @@ class _Checker:
                 "are not pods, so Argo does not hold them back by it (nor does the local agent)"
             )
         local = self.workflow.local
+        entry = {"template": self.workflow.entrypoint, "arguments": spec.get("arguments") or {}}
+        self._supplied("", self.workflow.entrypoint, local.templates[self.workflow.entrypoint], entry)
         self.template(local, local.templates[self.workflow.entrypoint], self.workflow.entrypoint)
         if spec.get("onExit"):
             self._exit_handler("spec.onExit", str(spec["onExit"]), local)
@@ -314,8 +316,24 @@ class _Checker:
             self.problems.append(f"{where}: {exc}")
             return None
         name = str(call.get("template") or (call.get("templateRef") or {}).get("template"))
+        self._supplied(where, name, template, call)
         self.template(found, template, name)
         return found, template, name
+
+    def _supplied(self, where: str, name: str, template: Mapping[str, Any], call: Mapping[str, Any]) -> None:
+        """An input the call leaves without a value is refused as `argo lint` refuses it (`ProcessArgs`)."""
+        supplied = {
+            p.get("name")
+            for p in (call.get("arguments") or {}).get("parameters") or []
+            if p.get("value") is not None or p.get("valueFrom") is not None
+        }
+        for param in (template.get("inputs") or {}).get("parameters") or []:
+            has = any(param.get(field) is not None for field in ("value", "default", "valueFrom"))
+            if not has and param.get("name") not in supplied:
+                prefix = f"{where} " if where else ""
+                self.problems.append(
+                    f"{prefix}templates.{name} inputs.parameters.{param.get('name')} was not supplied"
+                )
 
     def _item_scope(self, call: Mapping[str, Any]) -> set[str]:
         """The `item` variables a looped call may use (`addItemsToScope`); `item.*` for `withParam`."""

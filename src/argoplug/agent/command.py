@@ -125,6 +125,15 @@ def run(
             help="Kubernetes Secret YAML whose values HTTP templates' secretKeyRef headers read.",
         ),
     ] = None,
+    submit_from: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="KIND/NAME",
+            help="Run the WorkflowTemplate or CronWorkflow NAME of the files, as argo submit --from does "
+            "(workflowtemplate/NAME, clusterworkflowtemplate/NAME, cronwf/NAME).",
+        ),
+    ] = None,
     configmaps_file: Annotated[
         Path | None,
         typer.Option(
@@ -196,6 +205,7 @@ def run(
             output=output,
             workflow_level_plugins=workflow_level_plugins,
             configmaps=configmaps_file,
+            submit_from=submit_from,
         )
         _run(files, parameter or (), aws_sandbox, aws_endpoint, options, console, errors)
     except KeyboardInterrupt:
@@ -222,7 +232,7 @@ def _run(
     try:
         overrides = parse_parameters(parameter)
         documents = load_documents(files)
-        workflow = resolve_workflow(documents, parameters=overrides)
+        workflow = resolve_workflow(documents, parameters=overrides, submit_from=options.submit_from)
         warnings = check(workflow)
     except WorkflowError as exc:
         errors.print(f"argoplug run: {exc}", markup=False)
@@ -309,6 +319,7 @@ class _Options:
     output: str | None = None
     workflow_level_plugins: bool = True
     configmaps: Path | None = None
+    submit_from: str | None = None
 
 
 def _enter_sandbox(

@@ -62,6 +62,13 @@ def _schema() -> dict[str, Any]:
     for definition in definitions.values():
         if "properties" in definition and "additionalProperties" not in definition:
             definition["additionalProperties"] = False
+        # Go decodes `parameters:` left empty (null) into an empty list: no error (encoding/json).
+        for prop in (definition.get("properties") or {}).values():
+            if prop.get("type") == "array":
+                prop["type"] = ["array", "null"]
+    # The schema requires what Go does not: a script's `source` (validate.go checks only its image).
+    script = definitions["io.argoproj.workflow.v1alpha1.ScriptTemplate"]
+    script["required"] = [field for field in script.get("required", []) if field != "source"]
     return schema
 
 

@@ -165,6 +165,9 @@ def global_values(workflow: Workflow, *, now: float | None = None) -> dict[str, 
     values.update({f"workflow.parameters.{k}": v for k, v in workflow.parameters.items()})
     values.update({f"workflow.labels.{k}": str(v) for k, v in workflow.labels.items()})
     values.update({f"workflow.annotations.{k}": str(v) for k, v in workflow.annotations.items()})
+    scheduled = workflow.annotations.get("workflows.argoproj.io/scheduled-time")
+    if scheduled is not None:  # a CronWorkflow's run (setGlobalParameters)
+        values["workflow.scheduledTime"] = str(scheduled)
     return values
 
 

@@ -34,7 +34,14 @@ __all__ = [
     "resolve_workflow",
 ]
 
-KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate")
+KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")
+# `argo submit --from KIND/NAME`: the kinds it takes, as the CLI spells them (cmd/argo/commands/submit.go).
+FROM_KINDS = {
+    "workflowtemplate": "WorkflowTemplate",
+    "clusterworkflowtemplate": "ClusterWorkflowTemplate",
+    "cronwf": "CronWorkflow",
+    "cronworkflow": "CronWorkflow",
+}
 DEFAULT_NAMESPACE = "argo"
 _MAX_PROBLEMS = 12
 # Kubernetes' `utilrand.String` alphabet (k8s.io/apimachinery/pkg/util/rand): no vowels, no 0/1/3.
@@ -245,12 +252,17 @@ def generate_name(prefix: str) -> str:
 
 
 def resolve_workflow(
-    documents: Sequence[Document], *, parameters: Mapping[str, str] | None = None
+    documents: Sequence[Document],
+    *,
+    parameters: Mapping[str, str] | None = None,
+    submit_from: str | None = None,
 ) -> Workflow:
     """Pick the Workflow to run, resolve its `workflowTemplateRef` and its arguments.
 
-    The Workflow is the only one among `documents`; with none, a single (Cluster)WorkflowTemplate is run
-    as `argo submit --from workflowtemplate/NAME` would. A referenced template is looked up by name among
+    The Workflow is the only one among `documents`; with none, a single CronWorkflow (its workflowSpec,
+    once) or a single (Cluster)WorkflowTemplate is run as `argo submit --from cronwf/NAME` or
+    `--from workflowtemplate/NAME` would; `submit_from` (`KIND/NAME`) names the one to run. A referenced
+    template is looked up by name among
     `documents`; its spec is the base the Workflow's spec is merged over, and workflow arguments override
     template arguments by name (`workflow/util/merge.go`). `parameters` (from `-p`) override or add
     arguments (`workflow/util/util.go`, `ApplySubmitOpts`). Name: `metadata.name`, else `generateName`
@@ -258,18 +270,23 @@ def resolve_workflow(
     Raises WorkflowError naming what is missing or wrong.
     """
     workflows = [d for d in documents if d.kind == "Workflow"]
-    if len(workflows) > 1:
+    if submit_from is not None:
+        document = _submitted_from(documents, submit_from)
+        body = _workflow_from(document)
+    elif len(workflows) > 1:
         names = ", ".join(d.origin for d in workflows)
         raise WorkflowError(f"found {len(workflows)} Workflows ({names}): argoplug run runs one at a time")
-    if workflows:
+    elif workflows:
         document = workflows[0]
         body = copy.deepcopy(document.body)
     else:
-        candidates = [d for d in documents if d.kind != "Workflow"]
+        crons = [d for d in documents if d.kind == "CronWorkflow"]
+        candidates = crons if len(crons) == 1 else [d for d in documents if d.kind != "Workflow"]
         if len(candidates) != 1:
             raise WorkflowError(
-                "no Workflow to run: give a file with a Workflow (or exactly one WorkflowTemplate to run "
-                f"as `argo submit --from` would); found {len(candidates)} templates"
+                "no Workflow to run: give a file with a Workflow (or exactly one WorkflowTemplate or "
+                f"CronWorkflow to run as `argo submit --from` would); found {len(candidates)} templates; "
+                "or say which with --from KIND/NAME"
             )
         document = candidates[0]
         body = _workflow_from(document)
@@ -293,6 +310,7 @@ def resolve_workflow(
     if not name:
         raise WorkflowError(f"{document.origin}: metadata.name or metadata.generateName is required")
     arguments = _apply_parameters(spec, parameters or {}, document.origin)
+    _exit_hooks_as_on_exit(spec)
     entrypoint = spec.get("entrypoint")
     if not entrypoint:
         raise WorkflowError(f"{document.origin}: spec.entrypoint is required")
@@ -329,7 +347,7 @@ def _library(documents: Sequence[Document], namespace: str) -> dict[str, Templat
     """
     library: dict[str, TemplateSet] = {}
     for document in documents:
-        if document.kind == "Workflow":
+        if document.kind in ("Workflow", "CronWorkflow"):
             continue
         if document.kind == "WorkflowTemplate":
             found_namespace = (document.body.get("metadata") or {}).get("namespace")
@@ -344,9 +362,52 @@ def _library(documents: Sequence[Document], namespace: str) -> dict[str, Templat
     return library
 
 
+def _exit_hooks_as_on_exit(spec: dict[str, Any]) -> None:
+    """`hooks: {exit: {template: T}}` is `onExit: T`, on the workflow and on each step and task, as the
+    controller reads it (`WorkflowSpec.GetExitHook`, `WorkflowStep.GetExitHook`: the exit hook is the
+    exit handler). A hook with arguments, a templateRef or other events is left to be refused by name."""
+
+    def convert(holder: Any) -> None:
+        hooks = holder.get("hooks") if isinstance(holder, dict) else None
+        if not isinstance(hooks, dict) or set(hooks) != {"exit"} or holder.get("onExit"):
+            return
+        hook = hooks["exit"]
+        if isinstance(hook, dict) and set(hook) == {"template"} and isinstance(hook["template"], str):
+            holder["onExit"] = hook["template"]
+            del holder["hooks"]
+
+    convert(spec)
+    for template in spec.get("templates") or []:
+        if not isinstance(template, dict):
+            continue
+        for group in template.get("steps") or []:
+            for step in group if isinstance(group, list) else []:
+                convert(step)
+        for task in (template.get("dag") or {}).get("tasks") or []:
+            convert(task)
+
+
+def _submitted_from(documents: Sequence[Document], submit_from: str) -> Document:
+    """The document `--from KIND/NAME` names, as `argo submit --from` takes it."""
+    kind_text, _, name = submit_from.partition("/")
+    kind = FROM_KINDS.get(kind_text.lower())
+    if kind is None or not name:
+        raise WorkflowError(
+            f"--from {submit_from}: expected KIND/NAME, KIND one of {', '.join(sorted(FROM_KINDS))}"
+        )
+    for document in documents:
+        if document.kind == kind and document.name == name:
+            return document
+    loaded = ", ".join(f"{d.kind} {d.name}" for d in documents) or "none"
+    raise WorkflowError(f"--from {submit_from}: no {kind} named {name!r} among the files (loaded: {loaded})")
+
+
 def _workflow_from(template: Document) -> dict[str, Any]:
-    """The Workflow `argo submit --from workflowtemplate/NAME` creates (`workflow/common/convert.go`)."""
+    """The Workflow `argo submit --from workflowtemplate/NAME` (or `cronwf/NAME`) creates
+    (`workflow/common/convert.go`: `NewWorkflowFromWorkflowTemplate`, `ConvertCronWorkflowToWorkflow`)."""
     metadata = template.body.get("metadata") or {}
+    if template.kind == "CronWorkflow":
+        return _workflow_from_cron(template, metadata)
     ref: dict[str, Any] = {"name": template.name}
     if template.kind == "ClusterWorkflowTemplate":
         ref["clusterScope"] = True
@@ -357,6 +418,32 @@ def _workflow_from(template: Document) -> dict[str, Any]:
     if metadata.get("namespace"):
         body["metadata"]["namespace"] = metadata["namespace"]
     return body
+
+
+def _workflow_from_cron(cron: Document, metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """A CronWorkflow's `spec.workflowSpec` run once, as `ConvertCronWorkflowToWorkflow` makes it: named
+    `<name>-` + 5 characters, labelled with the CronWorkflow, its `workflowMetadata` labels and annotations
+    copied, and the `scheduled-time` annotation (`{{workflow.scheduledTime}}`) set to now."""
+    spec = cron.body.get("spec") or {}
+    extra = spec.get("workflowMetadata") or {}
+    labels = {"workflows.argoproj.io/cron-workflow": cron.name, **(extra.get("labels") or {})}
+    annotations = {
+        "workflows.argoproj.io/scheduled-time": _rfc3339_now(),
+        **(extra.get("annotations") or {}),
+    }
+    body: dict[str, Any] = {
+        "metadata": {"generateName": f"{cron.name}-", "labels": labels, "annotations": annotations},
+        "spec": copy.deepcopy(spec.get("workflowSpec") or {}),
+    }
+    if metadata.get("namespace"):
+        body["metadata"]["namespace"] = metadata["namespace"]
+    return body
+
+
+def _rfc3339_now() -> str:
+    import datetime
+
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _referenced(
