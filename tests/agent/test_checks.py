@@ -223,7 +223,7 @@ def test_check_accepts_what_the_engine_now_runs(tmp_path):
         ),
         (
             "    - name: main\n      dag: {target: x, tasks: [{name: a, template: p}]}\n",
-            "templates.main.dag.target: task 'x' is not a task of the DAG",
+            "templates.main.targets: target 'x' is not defined",
         ),
     ],
 )

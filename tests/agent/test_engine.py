@@ -337,12 +337,15 @@ def test_no_plugin_taking_the_template_fails_the_node(live_server, tmp_path):
 
 
 def test_an_input_not_supplied_errors_the_node(live_server, tmp_path):
-    workflow = workflow_from(
+    # `check` refuses it before the run, as argo lint does (test_submit_from.py); the engine, given it
+    # anyway, errors the node as the controller's ProcessArgs does.
+    path = tmp_path / "workflow.yaml"
+    path.write_text(
         HEAD
         + "  entrypoint: main\n  templates:\n    - name: main\n      steps: [[{name: s, template: say}]]\n"
-        + SAY,
-        tmp_path=tmp_path,
+        + SAY
     )
+    workflow = resolve_workflow(load_documents([path]))
     status = run_engine(workflow, [endpoint(live_server([echo]))])
     node = by_name(status)["wf[0].s"]
     assert (node.phase, node.message) == (NodePhase.ERROR, "inputs.parameters.text was not supplied")

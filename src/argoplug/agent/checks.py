@@ -73,6 +73,19 @@ def executor_plugins_problem(spec: Mapping[str, Any]) -> str:
     return ""
 
 
+def _template_names_problem(templates: list[Any]) -> str:
+    """Argo's refusal of the templates' names, or "" (`validateWorkflowFieldNames`, `spec.templates[%d]`)."""
+    seen: set[str] = set()
+    for index, template in enumerate(templates):
+        name = template.get("name") if isinstance(template, Mapping) else None
+        if not name:
+            return f"spec.templates[{index}].name is required"
+        if name in seen:
+            return f"spec.templates[{index}].name '{name}' is not unique"
+        seen.add(str(name))
+    return ""
+
+
 def _result_keys(prefix: str, template: Mapping[str, Any], *, looped: bool = False) -> set[str]:
     """What a caller may reference of a finished step/task, as validation sees it (`addOutputsToScope`)."""
     keys = {f"{prefix}.{k}" for k in ("id", "status", "startedAt", "finishedAt")}
@@ -135,6 +148,9 @@ class _Checker:
                 "spec: `parallelism` limits the pods a workflow runs at once; plugin, HTTP and suspend nodes "
                 "are not pods, so Argo does not hold them back by it (nor does the local agent)"
             )
+        problem = _template_names_problem(spec.get("templates") or [])
+        if problem:
+            self.problems.append(problem)
         local = self.workflow.local
         entry = {"template": self.workflow.entrypoint, "arguments": spec.get("arguments") or {}}
         self._supplied("", self.workflow.entrypoint, local.templates[self.workflow.entrypoint], entry)
@@ -405,9 +421,9 @@ class _Checker:
             for dep in dependencies[task_name]:
                 if dep not in tasks:
                     self.problems.append(f"{where}.tasks.{task_name} dependency '{dep}' not defined")
-        for wanted in str(dag.get("target") or "").split():
-            if wanted not in tasks:
-                self.problems.append(f"{where}.dag.target: task '{wanted}' is not a task of the DAG")
+        for wanted in str(dag.get("target") or "").split(" "):
+            if wanted and "{{" not in wanted and wanted not in tasks:  # validateDAGTargets skips parameters
+                self.problems.append(f"{where}.targets: target '{wanted}' is not defined")
         loop = cycle(dependencies)
         if loop:
             self.problems.append(f"{where}.tasks dependency cycle detected: {'->'.join(loop)}")

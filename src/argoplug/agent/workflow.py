@@ -315,9 +315,11 @@ def resolve_workflow(
     if not entrypoint:
         raise WorkflowError(f"{document.origin}: spec.entrypoint is required")
     templates: dict[str, dict[str, Any]] = {}
-    for template in spec.get("templates") or []:
-        if template.get("name") in templates:
-            raise WorkflowError(f"{document.origin}: template name {template['name']!r} is not unique")
+    for index, template in enumerate(spec.get("templates") or []):
+        if template.get("name") and template["name"] in templates:  # validateWorkflowFieldNames
+            raise WorkflowError(
+                f"{document.origin}: spec.templates[{index}].name '{template['name']}' is not unique"
+            )
         templates[template.get("name", "")] = template
     if entrypoint not in templates:
         known = ", ".join(sorted(templates)) or "none"
