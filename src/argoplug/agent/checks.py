@@ -53,23 +53,16 @@ def template_kind(template: Mapping[str, Any]) -> str | None:
 def executor_plugins_problem(spec: Mapping[str, Any]) -> str:
     """Argo's refusal of the workflow's own `executorPlugins`, or "" (`workflow/validate/validate.go`
     `validateExecutorPlugins`: `WorkflowSpec.AsExecutorPluginSpec`, `pkg/plugins/spec` `Sidecar.Validate`)."""
+    from argoplug.build.argo import sidecar_problem
+
     for plugin in spec.get("executorPlugins") or []:
         plugin = plugin if isinstance(plugin, Mapping) else {}
         container = ((plugin.get("spec") or {}).get("sidecar") or {}).get("container") or {}
-        resources = container.get("resources") or {}
         if not (plugin.get("metadata") or {}).get("name"):
-            problem = "executor plugin metadata name is mandatory"
-        elif not container.get("ports"):
-            problem = "at least one port is mandatory"
-        elif resources.get("requests") is None:
-            problem = "resources requests are mandatory"
-        elif resources.get("limits") is None:
-            problem = "resources limits are mandatory"
-        elif container.get("securityContext") is None:
-            problem = "security context is mandatory"
-        else:
-            continue
-        return f"spec.executorPlugins: {problem}"
+            return "spec.executorPlugins: executor plugin metadata name is mandatory"
+        problem = sidecar_problem(container)
+        if problem:
+            return f"spec.executorPlugins: {problem}"
     return ""
 
 

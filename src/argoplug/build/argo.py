@@ -31,6 +31,7 @@ __all__ = [
     "load_plugin_manifest",
     "quantity_amount",
     "readme_text",
+    "sidecar_problem",
     "to_go_yaml",
     "validate_sidecar",
 ]
@@ -363,20 +364,24 @@ def _container(plugin: dict[str, Any]) -> dict[str, Any]:
     return container
 
 
-def _check(plugin: dict[str, Any]) -> None:
-    container = _container(plugin)
-    resources = container.get("resources", {})
+def sidecar_problem(container: Mapping[str, Any]) -> str:
+    """What Argo's `Sidecar.Validate` (`pkg/plugins/spec/plugin_types.go`) refuses in `container`, or ""."""
+    resources = container.get("resources") or {}
     if not container.get("ports"):
-        problem = "at least one port is mandatory"
-    elif resources.get("requests") is None:
-        problem = "resources requests are mandatory"
-    elif resources.get("limits") is None:
-        problem = "resources limits are mandatory"
-    elif container.get("securityContext") is None:
-        problem = "security context is mandatory"
-    else:
-        return
-    raise ArgoBuildError(f"sidecar is invalid: {problem}")
+        return "at least one port is mandatory"
+    if resources.get("requests") is None:
+        return "resources requests are mandatory"
+    if resources.get("limits") is None:
+        return "resources limits are mandatory"
+    if container.get("securityContext") is None:
+        return "security context is mandatory"
+    return ""
+
+
+def _check(plugin: dict[str, Any]) -> None:
+    problem = sidecar_problem(_container(plugin))
+    if problem:
+        raise ArgoBuildError(f"sidecar is invalid: {problem}")
 
 
 def load_plugin_manifest(text: str) -> dict[str, Any]:
