@@ -67,14 +67,21 @@ def executor_plugins_problem(spec: Mapping[str, Any]) -> str:
 
 
 def _template_names_problem(templates: list[Any]) -> str:
-    """Argo's refusal of the templates' names, or "" (`validateWorkflowFieldNames`, `spec.templates[%d]`)."""
+    """Argo's refusal of the templates' names, or "" (`spec.templates` + `validateWorkflowFieldNames`)."""
+    problem = _field_names_problem(templates)
+    return f"spec.templates{problem}" if problem else ""
+
+
+def _field_names_problem(items: list[Any]) -> str:
+    """`[%d].name is required` or `[%d].name '%s' is not unique` for the first such item, or ""
+    (`workflow/validate/validate.go`, `validateWorkflowFieldNames`)."""
     seen: set[str] = set()
-    for index, template in enumerate(templates):
-        name = template.get("name") if isinstance(template, Mapping) else None
+    for index, item in enumerate(items):
+        name = item.get("name") if isinstance(item, Mapping) else None
         if not name:
-            return f"spec.templates[{index}].name is required"
+            return f"[{index}].name is required"
         if name in seen:
-            return f"spec.templates[{index}].name '{name}' is not unique"
+            return f"[{index}].name '{name}' is not unique"
         seen.add(str(name))
     return ""
 
@@ -123,6 +130,7 @@ class _Checker:
         self.problems: list[str] = []
         self.warnings: list[str] = []
         self._seen: set[tuple[str, str]] = set()
+        self._chain: list[str] = []  # the calls (`templates.main.steps[0].a`) that led to the template
 
     def run(self) -> None:
         spec = self.workflow.spec
@@ -180,6 +188,9 @@ class _Checker:
             if (template.get(part) or {}).get("artifacts"):
                 self._unsupported(f"{where}.{part}", "artifacts")
         scope = set(self.globals)
+        problem = _field_names_problem((template.get("inputs") or {}).get("parameters") or [])
+        if problem:  # validate.go: `templates.%s.inputs.parameters%s` over validateWorkflowFieldNames
+            self.problems.append(f"{where}.inputs.parameters{problem}")
         for param in (template.get("inputs") or {}).get("parameters") or []:
             scope.add(f"inputs.parameters.{param.get('name')}")
             for field in param.get("valueFrom") or {}:
@@ -326,7 +337,11 @@ class _Checker:
             return None
         name = str(call.get("template") or (call.get("templateRef") or {}).get("template"))
         self._supplied(where, name, template, call)
-        self.template(found, template, name)
+        self._chain.append(where)
+        try:
+            self.template(found, template, name)
+        finally:
+            self._chain.pop()
         return found, template, name
 
     def _supplied(self, where: str, name: str, template: Mapping[str, Any], call: Mapping[str, Any]) -> None:
@@ -339,7 +354,8 @@ class _Checker:
         for param in (template.get("inputs") or {}).get("parameters") or []:
             has = any(param.get(field) is not None for field in ("value", "default", "valueFrom"))
             if not has and param.get("name") not in supplied:
-                prefix = f"{where} " if where else ""
+                # Argo's validation nests the calls that led here: `<call> <call> templates.x ...`.
+                prefix = "".join(f"{outer} " for outer in [*self._chain, where] if outer)
                 self.problems.append(
                     f"{prefix}templates.{name} inputs.parameters.{param.get('name')} was not supplied"
                 )
