@@ -148,3 +148,31 @@ def test_an_input_no_caller_supplies_is_refused_before_anything_runs(
     with pytest.raises(WorkflowError) as caught:
         workflow_from(text, tmp_path=tmp_path)
     assert expected in str(caught.value)
+
+
+def test_the_workflows_exit_hook_takes_its_own_arguments_over_the_workflows(live_server, tmp_path) -> None:
+    # LifecycleHook.WithArgs: the hook's arguments, when it has any, replace the workflow's.
+    workflow = workflow_from(
+        """\
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: hooked}
+spec:
+  entrypoint: main
+  arguments: {parameters: [{name: who, value: workflow}]}
+  hooks:
+    exit:
+      template: bye
+      arguments: {parameters: [{name: who, value: "hook of {{workflow.name}}"}]}
+  templates:
+    - {name: main, plugin: {echo: {}}}
+    - name: bye
+      inputs: {parameters: [{name: who}]}
+      plugin: {echo: {who: "{{inputs.parameters.who}}"}}
+""",
+        tmp_path=tmp_path,
+    )
+    status = run_engine(workflow, [endpoint(live_server([echo]))])
+    node = by_name(status)["hooked.onExit"]
+    assert node.phase is NodePhase.SUCCEEDED
+    assert node.inputs == {"who": "hook of hooked"}

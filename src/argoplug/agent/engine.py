@@ -20,7 +20,7 @@ from argoplug.agent.leaves import HttpRunner, TemplateExecutor
 from argoplug.agent.nodes import Node, NodePhase, WorkflowStatus
 from argoplug.agent.substitution import rfc3339
 from argoplug.agent.templates import DEADLINE_MESSAGE, MAX_DEPTH, TemplateCalls, cancel, pod_name
-from argoplug.agent.workflow import Workflow
+from argoplug.agent.workflow import EXIT_ARGUMENTS, Workflow
 
 __all__ = ["DEADLINE_MESSAGE", "MAX_DEPTH", "Engine", "HttpRunner", "TemplateExecutor"]
 
@@ -100,7 +100,9 @@ class Engine:
         if self.workflow.spec.get("onExit"):
             self._calls.globals["workflow.status"] = str(phase)
             self._calls.globals["workflow.failures"] = json.dumps(self._failures(), ensure_ascii=False)
-            handler = {"name": "", "template": self.workflow.spec["onExit"], "arguments": arguments}
+            # An exit hook's own arguments replace the workflow's (`WorkflowSpec.GetExitHook`, `WithArgs`).
+            hook_arguments = self.workflow.spec.get(EXIT_ARGUMENTS) or arguments
+            handler = {"name": "", "template": self.workflow.spec["onExit"], "arguments": hook_arguments}
             try:
                 exit_node = await self._calls.execute(
                     f"{self.workflow.name}.onExit", handler, self.workflow.local, hooked=True

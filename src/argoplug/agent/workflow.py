@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")
+# Where `_exit_hooks_as_on_exit` keeps the arguments of the workflow's exit hook (not an Argo field).
+EXIT_ARGUMENTS = "argoplug.exitHookArguments"
 # `argo submit --from KIND/NAME`: the kinds it takes, as the CLI spells them (cmd/argo/commands/submit.go).
 FROM_KINDS = {
     "workflowtemplate": "WorkflowTemplate",
@@ -369,16 +371,22 @@ def _exit_hooks_as_on_exit(spec: dict[str, Any]) -> None:
     controller reads it (`WorkflowSpec.GetExitHook`, `WorkflowStep.GetExitHook`: the exit hook is the
     exit handler). A hook with arguments, a templateRef or other events is left to be refused by name."""
 
-    def convert(holder: Any) -> None:
+    def convert(holder: Any, allowed: frozenset[str] = frozenset({"template"})) -> dict[str, Any] | None:
         hooks = holder.get("hooks") if isinstance(holder, dict) else None
         if not isinstance(hooks, dict) or set(hooks) != {"exit"} or holder.get("onExit"):
-            return
+            return None
         hook = hooks["exit"]
-        if isinstance(hook, dict) and set(hook) == {"template"} and isinstance(hook["template"], str):
+        if isinstance(hook, dict) and set(hook) <= allowed and isinstance(hook.get("template"), str):
             holder["onExit"] = hook["template"]
             del holder["hooks"]
+            return hook
+        return None
 
-    convert(spec)
+    # The workflow's exit hook may carry arguments: they replace the workflow's for the exit handler
+    # (`LifecycleHook.WithArgs`); kept as `exitArguments`, which the engine reads.
+    hook = convert(spec, frozenset({"template", "arguments"}))
+    if hook is not None and hook.get("arguments"):
+        spec[EXIT_ARGUMENTS] = hook["arguments"]
     for template in spec.get("templates") or []:
         if not isinstance(template, dict):
             continue
