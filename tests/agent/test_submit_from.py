@@ -176,3 +176,52 @@ spec:
     node = by_name(status)["hooked.onExit"]
     assert node.phase is NodePhase.SUCCEEDED
     assert node.inputs == {"who": "hook of hooked"}
+
+
+def test_a_steps_exit_hook_gets_its_arguments_with_the_steps_own_outputs_in_scope(
+    live_server, tmp_path
+) -> None:
+    # resolveExitTmplArgument (workflow/controller/exit_handler.go): the hook's arguments may read the
+    # step's outputs as `steps.<name>.outputs...`; a DAG task's as `tasks.<name>...`.
+    workflow = workflow_from(
+        """\
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: hooked}
+spec:
+  entrypoint: main
+  templates:
+    - name: main
+      steps:
+        - - name: work
+            template: work
+            hooks:
+              exit:
+                template: report
+                arguments:
+                  parameters:
+                    - {name: what, value: "{{steps.work.outputs.parameters.done}} {{steps.work.status}}"}
+        - - name: d
+            template: d
+    - name: d
+      dag:
+        tasks:
+          - name: t
+            template: work
+            hooks:
+              exit:
+                template: report
+                arguments: {parameters: [{name: what, value: "{{tasks.t.outputs.parameters.done}}"}]}
+    - name: work
+      plugin: {echo: {done: "yes"}}
+      outputs: {parameters: [{name: done}]}
+    - name: report
+      inputs: {parameters: [{name: what}]}
+      plugin: {echo: {what: "{{inputs.parameters.what}}"}}
+""",
+        tmp_path=tmp_path,
+    )
+    status = run_engine(workflow, [endpoint(live_server([echo]))])
+    nodes = by_name(status)
+    assert nodes["hooked[0].work.onExit"].inputs == {"what": "yes Succeeded"}
+    assert nodes["hooked[1].d.t.onExit"].inputs == {"what": "yes"}

@@ -14,7 +14,7 @@ from typing import Any
 from argoplug.agent.dag import ancestors, cycle, depends_logic, task_results
 from argoplug.agent.expressions import TASK_RESULTS
 from argoplug.agent.substitution import RETRY_VARIABLES, global_values, tags, unresolved
-from argoplug.agent.workflow import TemplateSet, Workflow, WorkflowError
+from argoplug.agent.workflow import EXIT_ARGUMENTS, TemplateSet, Workflow, WorkflowError
 
 __all__ = ["RETRIES", "RUNNABLE_KINDS", "check", "executor_plugins_problem", "template_kind"]
 
@@ -375,11 +375,17 @@ class _Checker:
             found.add("item")
         return found
 
-    def _resolve_call(self, where: str, call: Mapping[str, Any], scope: set[str]) -> None:
+    def _resolve_call(
+        self, where: str, call: Mapping[str, Any], scope: set[str], own: set[str] | None = None
+    ) -> None:
+        """Resolve the call's `{{...}}`; its exit hook's arguments also see its own results (`own`)."""
         items = self._item_scope(call)
         if call.get("withParam"):
             scope = scope | {t for t in tags(call) if t.startswith("item.")}
-        self._resolve(where, call, scope | items)
+        body = {key: value for key, value in call.items() if key != EXIT_ARGUMENTS}
+        self._resolve(where, body, scope | items)
+        if call.get(EXIT_ARGUMENTS):
+            self._resolve(f"{where}.hooks.exit", call[EXIT_ARGUMENTS], scope | (own or set()))
 
     def steps(self, where: str, templates: TemplateSet, template: Mapping[str, Any], scope: set[str]) -> None:
         names: set[str] = set()
@@ -395,10 +401,12 @@ class _Checker:
                     self.problems.append(f"{where}.steps[{i}].name '{step_name}' is not unique")
                 names.add(step_name)
                 target = self._call(at, step, templates)
-                self._resolve_call(at, step, scope)
+                own: set[str] = set()
                 if target is not None:
                     looped = any(step.get(f) not in (None, "", []) for f in _LOOPS)
-                    added |= _result_keys(f"steps.{step_name}", target[1], looped=looped)
+                    own = _result_keys(f"steps.{step_name}", target[1], looped=looped)
+                    added |= own
+                self._resolve_call(at, step, scope, own)
             scope = scope | added
         self._outputs(where, template, scope)
 
@@ -447,7 +455,8 @@ class _Checker:
             visible = set(scope)
             for ancestor in ancestors(task_name, dependencies):
                 visible |= results.get(ancestor, set())
-            self._resolve_call(f"{where}.tasks.{task_name}", task, visible)
+            own = results.get(task_name, set())
+            self._resolve_call(f"{where}.tasks.{task_name}", task, visible, own)
         self._outputs(where, template, set(scope).union(*results.values()))
 
     def _outputs(self, where: str, template: Mapping[str, Any], scope: set[str]) -> None:

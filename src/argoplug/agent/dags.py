@@ -19,7 +19,7 @@ from argoplug.agent.nodes import Node, NodePhase, NodeType, node_id
 from argoplug.agent.steps import when_skips
 from argoplug.agent.substitution import SetupError, expand, node_values, substitute, unresolved_problem
 from argoplug.agent.templates import cancel
-from argoplug.agent.workflow import TemplateSet
+from argoplug.agent.workflow import EXIT_ARGUMENTS, TemplateSet, without_hook
 
 if TYPE_CHECKING:
     from argoplug.agent.templates import TemplateCalls
@@ -158,7 +158,9 @@ class _DagRun:
         except SetupError as exc:
             self._connect(name, calls.not_run(node_name, task, self.node, NodePhase.ERROR, str(exc), None))
             return
-        resolved = expand(substitute(dict(task), scope), scope, strict=False)
+        resolved = expand(substitute(without_hook(task), scope), scope, strict=False)
+        if task.get(EXIT_ARGUMENTS):  # resolved once the task ended, with its outputs (run_hook)
+            resolved[EXIT_ARGUMENTS] = task[EXIT_ARGUMENTS]
         looped = any(resolved.get(field) not in (None, "", []) for field in LOOP_FIELDS)
         if not looped:
             self._run_one(name, resolved, None)
@@ -203,7 +205,7 @@ class _DagRun:
                 name, calls.not_run(node_name, task, self.node, NodePhase.SKIPPED, message, parent), group
             )
             return
-        problem = unresolved_problem(task)
+        problem = unresolved_problem(without_hook(task))
         if problem:
             self._place(
                 name, calls.not_run(node_name, task, self.node, NodePhase.ERROR, problem, parent), group
@@ -228,7 +230,13 @@ class _DagRun:
             await runner
         if child.phase.completed and self.tasks[name].get("onExit"):
             await calls.run_hook(
-                child, str(self.tasks[name]["onExit"]), self.templates, self.node, self.depth + 1
+                child,
+                str(self.tasks[name]["onExit"]),
+                self.templates,
+                self.node,
+                self.depth + 1,
+                arguments=self.tasks[name].get(EXIT_ARGUMENTS),
+                prefix=f"tasks.{name}",
             )
 
     def _place(self, name: str, child: Node, group: Node | None) -> None:

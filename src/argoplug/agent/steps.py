@@ -19,7 +19,8 @@ from argoplug.agent.loops import LOOP_FIELDS, aggregate_outputs, expand_call
 from argoplug.agent.nodes import Node, NodePhase, NodeType
 from argoplug.agent.substitution import SetupError, expand, node_values, substitute, unresolved_problem
 from argoplug.agent.templates import cancel, gather
-from argoplug.agent.workflow import TemplateSet
+from argoplug.agent.workflow import EXIT_ARGUMENTS, TemplateSet
+from argoplug.agent.workflow import without_hook as _without_hook
 
 if TYPE_CHECKING:
     from argoplug.agent.templates import TemplateCalls
@@ -132,7 +133,9 @@ async def _run_group(
     values = {**calls.globals, **scope}
     resolved_steps = []
     for step in steps:
-        resolved = expand(substitute(dict(step), values), values, strict=False)
+        resolved = expand(substitute(_without_hook(step), values), values, strict=False)
+        if step.get(EXIT_ARGUMENTS):  # resolved once the step ended, with its outputs (run_hook)
+            resolved[EXIT_ARGUMENTS] = step[EXIT_ARGUMENTS]
         looped = any(resolved.get(field) not in (None, "", []) for field in LOOP_FIELDS)
         if not looped:
             try:
@@ -174,7 +177,7 @@ async def _run_group(
         if skip:
             plan.append((step, f"when '{step['when']}' evaluated false"))
             continue
-        problem = unresolved_problem(step)
+        problem = unresolved_problem(_without_hook(step))
         if problem:
             _skipped_before(calls, plan, node, group)
             child = calls.not_run(child_name, step, node, NodePhase.ERROR, problem, group)
@@ -235,4 +238,12 @@ async def _run_step(
     if runner is not None:
         await runner
     if child.phase.completed and step.get("onExit"):
-        await calls.run_hook(child, str(step["onExit"]), templates, boundary, depth + 1)
+        await calls.run_hook(
+            child,
+            str(step["onExit"]),
+            templates,
+            boundary,
+            depth + 1,
+            arguments=step.get(EXIT_ARGUMENTS),
+            prefix=f"steps.{step.get('name')}",
+        )

@@ -25,6 +25,7 @@ from argoplug.agent.substitution import (
     SetupError,
     expand,
     global_values,
+    node_values,
     process_args,
     substitute,
     template_outputs,
@@ -251,12 +252,30 @@ class TemplateCalls:
         return node
 
     async def run_hook(
-        self, parent: Node, template: str, templates: TemplateSet, boundary: Node, depth: int
+        self,
+        parent: Node,
+        template: str,
+        templates: TemplateSet,
+        boundary: Node,
+        depth: int,
+        *,
+        arguments: Mapping[str, Any] | None = None,
+        prefix: str = "",
     ) -> Node:
-        """Run a step's or task's `onExit` template once its node completed (`runOnExitNode`)."""
+        """Run a step's or task's `onExit` template once its node completed (`runOnExitNode`).
+
+        It gets its exit hook's `arguments`, with the node's own values in scope as `prefix`
+        (`steps.<name>`, `tasks.<name>`: `resolveExitTmplArgument`), else the workflow's arguments
+        (`WorkflowStep.GetExitHook(spec.arguments)`).
+        """
+        if arguments:
+            values = {**self.globals, **node_values(prefix, parent, self.status.nodes)}
+            resolved = expand(substitute(dict(arguments), values), values, strict=False)
+        else:
+            resolved = {"parameters": [{"name": k, "value": v} for k, v in self.workflow.parameters.items()]}
         node, runner = self.begin(
             f"{parent.name}.onExit",
-            {"name": "", "template": template},
+            {"name": "", "template": template, "arguments": resolved},
             templates,
             boundary,
             depth,

@@ -366,10 +366,16 @@ def _library(documents: Sequence[Document], namespace: str) -> dict[str, Templat
     return library
 
 
+def without_hook(call: Mapping[str, Any]) -> dict[str, Any]:
+    """The step or task without its exit hook's arguments (EXIT_ARGUMENTS), which resolve only later."""
+    return {key: value for key, value in call.items() if key != EXIT_ARGUMENTS}
+
+
 def _exit_hooks_as_on_exit(spec: dict[str, Any]) -> None:
     """`hooks: {exit: {template: T}}` is `onExit: T`, on the workflow and on each step and task, as the
     controller reads it (`WorkflowSpec.GetExitHook`, `WorkflowStep.GetExitHook`: the exit hook is the
-    exit handler). A hook with arguments, a templateRef or other events is left to be refused by name."""
+    exit handler); its `arguments` are kept under EXIT_ARGUMENTS. A hook with a templateRef or other
+    events is left to be refused by name."""
 
     def convert(holder: Any, allowed: frozenset[str] = frozenset({"template"})) -> dict[str, Any] | None:
         hooks = holder.get("hooks") if isinstance(holder, dict) else None
@@ -390,11 +396,12 @@ def _exit_hooks_as_on_exit(spec: dict[str, Any]) -> None:
     for template in spec.get("templates") or []:
         if not isinstance(template, dict):
             continue
-        for group in template.get("steps") or []:
-            for step in group if isinstance(group, list) else []:
-                convert(step)
-        for task in (template.get("dag") or {}).get("tasks") or []:
-            convert(task)
+        calls = [step for group in template.get("steps") or [] if isinstance(group, list) for step in group]
+        calls += list((template.get("dag") or {}).get("tasks") or [])
+        for call in calls:
+            hook = convert(call, frozenset({"template", "arguments"}))
+            if hook is not None and hook.get("arguments"):
+                call[EXIT_ARGUMENTS] = hook["arguments"]
 
 
 def _submitted_from(documents: Sequence[Document], submit_from: str) -> Document:
