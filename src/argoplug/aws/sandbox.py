@@ -169,6 +169,8 @@ class AwsSandbox:
         self.state_machines = list(state_machines or [])
         self.lambda_functions = list(lambda_functions or [])
         self._saved_config: dict[str, dict[str, Any]] = {}
+        self._clients: dict[str, Any] = {}  # per service, for the server running
+        self._roles: dict[str, str] = {}  # role name → ARN, created in the server running
         self.source = source
         self.quiet = quiet
         self._server: Any = None
@@ -401,10 +403,13 @@ class AwsSandbox:
             section[key] = value
 
     def _client(self, service: str) -> Any:
+        """A boto3 client of the running sandbox for `service`, made once per start."""
+        if service in self._clients:
+            return self._clients[service]
         import boto3
 
         try:
-            return boto3.session.Session().client(
+            client = boto3.session.Session().client(
                 service,
                 region_name=self.region,
                 endpoint_url=self._endpoint,
@@ -413,20 +418,25 @@ class AwsSandbox:
             )
         except Exception as exc:
             raise SandboxError(f"cannot create a {service} client for the sandbox: {exc}") from exc
+        self._clients[service] = client
+        return client
 
     def _role(self, name: str, service: str) -> str:
-        """Create the IAM role `name` that `service` (lambda.amazonaws.com...) may assume; return its ARN."""
+        """Create the IAM role `name` that `service` (lambda.amazonaws.com...) may assume, once per start;
+        return its ARN."""
+        if name in self._roles:
+            return self._roles[name]
         trust = {
             "Version": "2012-10-17",
             "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
         }
         iam = self._client("iam")
         try:
-            return str(
-                iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-            )
+            role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
         except iam.exceptions.EntityAlreadyExistsException:
-            return str(iam.get_role(RoleName=name)["Role"]["Arn"])
+            role = iam.get_role(RoleName=name)["Role"]
+        self._roles[name] = str(role["Arn"])
+        return self._roles[name]
 
     def _create_others(self) -> None:
         """Create the Glue jobs, state machines and Lambda functions (each kind's role first, if needed)."""
@@ -486,18 +496,7 @@ class AwsSandbox:
             response.read()
 
     def _create_pipelines(self) -> None:
-        import boto3
-
-        try:
-            client = boto3.session.Session().client(
-                "sagemaker",
-                region_name=self.region,
-                endpoint_url=self._endpoint,
-                aws_access_key_id=_FAKE_KEY,
-                aws_secret_access_key=_FAKE_KEY,
-            )
-        except Exception as exc:
-            raise SandboxError(f"cannot create a SageMaker client for the sandbox: {exc}") from exc
+        client = self._client("sagemaker")
         for pipeline in self.pipelines:
             definition = pipeline.definition if pipeline.definition is not None else DEFAULT_DEFINITION
             request: dict[str, Any] = {
@@ -524,6 +523,7 @@ class AwsSandbox:
             for service, section in self._saved_config.items():
                 config[service] = section
             self._saved_config = {}
+        self._clients, self._roles = {}, {}
         if self._server is not None:
             self._server.stop()
             self._server = None
