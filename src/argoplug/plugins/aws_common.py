@@ -23,7 +23,6 @@ __all__ = [
     "MAX_POLL",
     "AwsTarget",
     "Trackers",
-    "account_problem",
     "check_account",
     "common_problems",
     "joined",
@@ -110,7 +109,7 @@ def common_problems(
     return problems
 
 
-def account_problem(expected: str, found: str, subject: str, source: str) -> str:
+def _account_problem(expected: str, found: str, subject: str, source: str) -> str:
     """The message of a resource (or caller) in another account than the block's `account_id`."""
     return (
         f"{subject} is in AWS account {found} ({source}), not in account_id {expected}: "
@@ -134,7 +133,7 @@ def check_account(account_id: str | int, target: AwsTarget, subject: str, arn_ac
         source = "the account of the sidecar's AWS credentials (STS GetCallerIdentity"
         source += f" after assuming {target.role_arn})" if target.role_arn else ")"
     if found != expected:
-        raise PermanentError(account_problem(expected, found, subject, source))
+        raise PermanentError(_account_problem(expected, found, subject, source))
     return found
 
 

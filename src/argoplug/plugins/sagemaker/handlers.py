@@ -16,7 +16,7 @@ from typing import Any
 from argoplug import aws
 from argoplug.jobs import JobTracker
 from argoplug.plugin import PermanentError, Plugin, Result, Task
-from argoplug.plugins.aws_common import with_outputs
+from argoplug.plugins.aws_common import AwsTarget, check_account, with_outputs
 from argoplug.plugins.sagemaker.args import (
     PIPELINE_ARN,
     AwfAwsArgs,
@@ -187,25 +187,11 @@ def _empty_outputs(action: Any) -> Mapping[str, Any]:
 
 
 def _check_account(args: SageMakerArgs, target: Target) -> None:
-    """Raise PermanentError when the pipeline (or the caller) is not in `account_id`."""
-    if args.account_id == "":
-        return
-    expected = aws.account_id(args.account_id)
+    """Raise PermanentError when the pipeline (or the caller) is not in `account_id` (`check_account`)."""
     subject = args.execution_arn if args.action == "stop" else args.pipeline
     arn = PIPELINE_ARN.match(subject)
-    if arn is not None:
-        found, source = arn.group("account"), "by its ARN"
-    else:
-        found = aws.caller_account(
-            region=target.region, role_arn=target.role_arn, session_name=target.session_name
-        )
-        source = "the account of the sidecar's AWS credentials (STS GetCallerIdentity"
-        source += f" after assuming {target.role_arn})" if target.role_arn else ")"
-    if found != expected:
-        raise PermanentError(
-            f"{subject} is in AWS account {found} ({source}), not in account_id {expected}: "
-            f"set role_arn to a role in account {expected}, or correct account_id"
-        )
+    where = AwsTarget(target.region, target.role_arn, target.session_name)
+    check_account(args.account_id, where, subject, arn.group("account") if arn else "")
 
 
 def _validate(args: SageMakerArgs, target: Target) -> Result:
