@@ -33,7 +33,6 @@ __all__ = [
     "reads_agent_token",
     "security_context_problem",
     "token_file_problem",
-    "write_agent_token_file",
 ]
 
 AGENT_UID = 8737
@@ -125,7 +124,7 @@ def security_context_problem(security_context: Mapping[str, Any] | None) -> str 
     return f"the sidecar runs as uid {uid}, gid {gid}: {made}, so every call gets 503; {fix}"
 
 
-def write_agent_token_file(path: Path, token: str) -> None:
+def _write_agent_token_file(path: Path, token: str) -> None:
     """Give the token file at `path` Argo's owner and modes: 8737:0, 0440; its folder 8737:0, 0770.
 
     Needs root (chown); raises OSError otherwise. The folder is changed too: in the agent pod it is the
@@ -141,7 +140,7 @@ def write_agent_token_file(path: Path, token: str) -> None:
 def reads_agent_token(uid: int, gid: int) -> bool | None:
     """Whether a process of exactly `uid` and `gid` (no other groups) reads a token file made as Argo does.
 
-    A throw-away folder and file are made as `write_agent_token_file` makes them, and `cat` reads the file
+    A throw-away folder and file are made as `_write_agent_token_file` makes them, and `cat` reads the file
     as that identity. Returns None when this process cannot change identity (it is not root).
     """
     cat = shutil.which("cat")
@@ -152,7 +151,7 @@ def reads_agent_token(uid: int, gid: int) -> bool | None:
         folder = Path(scratch) / "argo"
         folder.mkdir()
         token = folder / "token"
-        write_agent_token_file(token, "probe")
+        _write_agent_token_file(token, "probe")
         read = subprocess.run(
             [cat, str(token)],
             user=uid,
