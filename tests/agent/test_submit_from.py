@@ -225,3 +225,72 @@ spec:
     nodes = by_name(status)
     assert nodes["hooked[0].work.onExit"].inputs == {"what": "yes Succeeded"}
     assert nodes["hooked[1].d.t.onExit"].inputs == {"what": "yes"}
+
+
+EXIT_LIBRARY = """\
+apiVersion: argoproj.io/v1alpha1
+kind: WorkflowTemplate
+metadata: {name: test-exit-handler}
+spec:
+  templates:
+    - name: main
+      inputs: {parameters: [{name: message}]}
+      plugin: {echo: {message: "{{inputs.parameters.message}}"}}
+    - name: hooked-inside
+      steps:
+        - - name: inner
+            template: main
+            arguments: {parameters: [{name: message, value: inner}]}
+            hooks:
+              exit: {template: main, arguments: {parameters: [{name: message, value: "after inner"}]}}
+---
+"""
+
+
+def test_an_exit_hook_may_name_its_template_by_templateref(live_server, tmp_path) -> None:
+    # functional_test.go TestWorkflowLifecycleHookWithWorkflowTemplate: `hooks.exit.templateRef` with
+    # arguments runs the WorkflowTemplate's template (LifecycleHook has Template and TemplateRef); the
+    # WorkflowTemplate's own steps keep their exit hooks too.
+    workflow = workflow_from(
+        EXIT_LIBRARY
+        + """\
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: hooked}
+spec:
+  entrypoint: main
+  hooks:
+    exit:
+      templateRef: {name: test-exit-handler, template: main}
+      arguments: {parameters: [{name: message, value: "bye {{workflow.status}}"}]}
+  templates:
+    - name: main
+      steps:
+        - - name: work
+            templateRef: {name: test-exit-handler, template: hooked-inside}
+            hooks:
+              exit:
+                templateRef: {name: test-exit-handler, template: main}
+                arguments: {parameters: [{name: message, value: "{{steps.work.status}}"}]}
+""",
+        tmp_path=tmp_path,
+    )
+    status = run_engine(workflow, [endpoint(live_server([echo]))])
+    nodes = by_name(status)
+    assert status.phase is NodePhase.SUCCEEDED
+    assert nodes["hooked.onExit"].inputs == {"message": "bye Succeeded"}
+    assert nodes["hooked.onExit"].template_ref == {"name": "test-exit-handler", "template": "main"}
+    assert nodes["hooked[0].work.onExit"].inputs == {"message": "Succeeded"}
+    assert nodes["hooked[0].work[0].inner.onExit"].inputs == {"message": "after inner"}
+
+
+def test_an_exit_hook_whose_templateref_names_no_template_is_refused(tmp_path) -> None:
+    text = EXIT_LIBRARY + (
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: w}\nspec:\n  entrypoint: main\n"
+        "  hooks: {exit: {templateRef: {name: test-exit-handler, template: nope}}}\n"
+        "  templates:\n    - {name: main, plugin: {echo: {}}}\n"
+    )
+    with pytest.raises(WorkflowError) as caught:
+        workflow_from(text, tmp_path=tmp_path)
+    assert "spec.hooks.exit: " in str(caught.value)
+    assert "nope" in str(caught.value)

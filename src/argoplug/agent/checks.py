@@ -14,7 +14,7 @@ from typing import Any
 from argoplug.agent.dag import ancestors, cycle, depends_logic, task_results
 from argoplug.agent.expressions import TASK_RESULTS
 from argoplug.agent.substitution import RETRY_VARIABLES, global_values, tags, unresolved
-from argoplug.agent.workflow import EXIT_ARGUMENTS, TemplateSet, Workflow, WorkflowError
+from argoplug.agent.workflow import EXIT_HOOK, TemplateSet, Workflow, WorkflowError, exit_hook, without_hook
 
 __all__ = ["RETRIES", "RUNNABLE_KINDS", "check", "executor_plugins_problem", "template_kind"]
 
@@ -156,17 +156,25 @@ class _Checker:
         entry = {"template": self.workflow.entrypoint, "arguments": spec.get("arguments") or {}}
         self._supplied("", self.workflow.entrypoint, local.templates[self.workflow.entrypoint], entry)
         self.template(local, local.templates[self.workflow.entrypoint], self.workflow.entrypoint)
-        if spec.get("onExit"):
-            self._exit_handler("spec.onExit", str(spec["onExit"]), local)
+        hook = exit_hook(spec)
+        if hook is not None:
+            self._exit_handler("spec.onExit" if spec.get("onExit") else "spec.hooks.exit", hook, local)
 
     def _unsupported(self, where: str, field: str) -> None:
         self.problems.append(f"{where}: `{field}` is not supported by argoplug's local agent yet")
 
-    def _exit_handler(self, where: str, name: str, templates: TemplateSet) -> None:
-        if name not in templates.templates:
+    def _exit_handler(self, where: str, hook: Mapping[str, Any], templates: TemplateSet) -> None:
+        """Check the template an exit handler names (`workflow.exit_hook`), local or by templateRef."""
+        name = hook.get("template")
+        if name is not None and name not in templates.templates:
             self.problems.append(f"{where}: template name '{name}' undefined")
             return
-        self.template(templates, templates.templates[name], name)
+        try:
+            found, template = self.workflow.resolve(hook, templates)
+        except WorkflowError as exc:
+            self.problems.append(f"{where}: {exc}")
+            return
+        self.template(found, template, str(name or (hook.get("templateRef") or {}).get("template")))
 
     def template(self, templates: TemplateSet, template: Mapping[str, Any], name: str) -> None:
         if (templates.scope, name) in self._seen:
@@ -321,8 +329,10 @@ class _Checker:
             and sequence.get("end") is not None
         ):
             self.problems.append(f"{where}: only one of count or end can be defined in withSequence")
-        if call.get("onExit"):
-            self._exit_handler(f"{where}.onExit", str(call["onExit"]), templates)
+        hook = exit_hook(call)
+        if hook is not None:
+            hook_where = f"{where}.onExit" if call.get("onExit") else f"{where}.hooks.exit"
+            self._exit_handler(hook_where, hook, templates)
         if call.get("template") is None and call.get("templateRef") is None:
             if call.get("inline") is None:
                 self.problems.append(f"{where}: `template` is required")
@@ -382,10 +392,10 @@ class _Checker:
         items = self._item_scope(call)
         if call.get("withParam"):
             scope = scope | {t for t in tags(call) if t.startswith("item.")}
-        body = {key: value for key, value in call.items() if key != EXIT_ARGUMENTS}
-        self._resolve(where, body, scope | items)
-        if call.get(EXIT_ARGUMENTS):
-            self._resolve(f"{where}.hooks.exit", call[EXIT_ARGUMENTS], scope | (own or set()))
+        self._resolve(where, without_hook(call), scope | items)
+        arguments = (call.get(EXIT_HOOK) or {}).get("arguments")
+        if arguments:
+            self._resolve(f"{where}.hooks.exit", arguments, scope | (own or set()))
 
     def steps(self, where: str, templates: TemplateSet, template: Mapping[str, Any], scope: set[str]) -> None:
         names: set[str] = set()

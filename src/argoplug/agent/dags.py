@@ -19,7 +19,7 @@ from argoplug.agent.nodes import Node, NodePhase, NodeType, node_id
 from argoplug.agent.steps import when_skips
 from argoplug.agent.substitution import SetupError, expand, node_values, substitute, unresolved_problem
 from argoplug.agent.templates import cancel
-from argoplug.agent.workflow import EXIT_ARGUMENTS, TemplateSet, without_hook
+from argoplug.agent.workflow import EXIT_HOOK, TemplateSet, exit_hook, without_hook
 
 if TYPE_CHECKING:
     from argoplug.agent.templates import TemplateCalls
@@ -159,8 +159,8 @@ class _DagRun:
             self._connect(name, calls.not_run(node_name, task, self.node, NodePhase.ERROR, str(exc), None))
             return
         resolved = expand(substitute(without_hook(task), scope), scope, strict=False)
-        if task.get(EXIT_ARGUMENTS):  # resolved once the task ended, with its outputs (run_hook)
-            resolved[EXIT_ARGUMENTS] = task[EXIT_ARGUMENTS]
+        if task.get(EXIT_HOOK):  # resolved once the task ended, with its outputs (run_hook)
+            resolved[EXIT_HOOK] = task[EXIT_HOOK]
         looped = any(resolved.get(field) not in (None, "", []) for field in LOOP_FIELDS)
         if not looped:
             self._run_one(name, resolved, None)
@@ -228,16 +228,10 @@ class _DagRun:
         self._place(name, child, group)
         if runner is not None:
             await runner
-        if child.phase.completed and self.tasks[name].get("onExit"):
-            await calls.run_hook(
-                child,
-                str(self.tasks[name]["onExit"]),
-                self.templates,
-                self.node,
-                self.depth + 1,
-                arguments=self.tasks[name].get(EXIT_ARGUMENTS),
-                prefix=f"tasks.{name}",
-            )
+        hook = exit_hook(self.tasks[name])
+        if child.phase.completed and hook is not None:
+            prefix = f"tasks.{name}"
+            await calls.run_hook(child, hook, self.templates, self.node, self.depth + 1, prefix=prefix)
 
     def _place(self, name: str, child: Node, group: Node | None) -> None:
         """Link a task's node into the graph: under its TaskGroup, or after its dependencies."""

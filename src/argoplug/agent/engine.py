@@ -20,7 +20,7 @@ from argoplug.agent.leaves import HttpRunner, TemplateExecutor
 from argoplug.agent.nodes import Node, NodePhase, WorkflowStatus
 from argoplug.agent.substitution import rfc3339
 from argoplug.agent.templates import DEADLINE_MESSAGE, MAX_DEPTH, TemplateCalls, cancel, pod_name
-from argoplug.agent.workflow import EXIT_ARGUMENTS, Workflow
+from argoplug.agent.workflow import Workflow, exit_hook
 
 __all__ = ["DEADLINE_MESSAGE", "MAX_DEPTH", "Engine", "HttpRunner", "TemplateExecutor"]
 
@@ -97,12 +97,12 @@ class Engine:
         phase = _WORKFLOW_PHASE.get(node.phase, NodePhase.ERROR) if node is not None else NodePhase.ERROR
         message = node.message if node is not None else "the entrypoint did not start"
         exit_node = None
-        if self.workflow.spec.get("onExit"):
+        hook = exit_hook(self.workflow.spec)
+        if hook is not None:
             self._calls.globals["workflow.status"] = str(phase)
             self._calls.globals["workflow.failures"] = json.dumps(self._failures(), ensure_ascii=False)
             # An exit hook's own arguments replace the workflow's (`WorkflowSpec.GetExitHook`, `WithArgs`).
-            hook_arguments = self.workflow.spec.get(EXIT_ARGUMENTS) or arguments
-            handler = {"name": "", "template": self.workflow.spec["onExit"], "arguments": hook_arguments}
+            handler = {**hook, "name": "", "arguments": hook.get("arguments") or arguments}
             try:
                 exit_node = await self._calls.execute(
                     f"{self.workflow.name}.onExit", handler, self.workflow.local, hooked=True

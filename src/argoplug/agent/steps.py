@@ -19,7 +19,7 @@ from argoplug.agent.loops import LOOP_FIELDS, aggregate_outputs, expand_call
 from argoplug.agent.nodes import Node, NodePhase, NodeType
 from argoplug.agent.substitution import SetupError, expand, node_values, substitute, unresolved_problem
 from argoplug.agent.templates import cancel, gather
-from argoplug.agent.workflow import EXIT_ARGUMENTS, TemplateSet
+from argoplug.agent.workflow import EXIT_HOOK, TemplateSet, exit_hook
 from argoplug.agent.workflow import without_hook as _without_hook
 
 if TYPE_CHECKING:
@@ -134,8 +134,8 @@ async def _run_group(
     resolved_steps = []
     for step in steps:
         resolved = expand(substitute(_without_hook(step), values), values, strict=False)
-        if step.get(EXIT_ARGUMENTS):  # resolved once the step ended, with its outputs (run_hook)
-            resolved[EXIT_ARGUMENTS] = step[EXIT_ARGUMENTS]
+        if step.get(EXIT_HOOK):  # resolved once the step ended, with its outputs (run_hook)
+            resolved[EXIT_HOOK] = step[EXIT_HOOK]
         looped = any(resolved.get(field) not in (None, "", []) for field in LOOP_FIELDS)
         if not looped:
             try:
@@ -234,16 +234,9 @@ async def _run_step(
     boundary: Node,
     depth: int,
 ) -> None:
-    """Run a step, then its `onExit` template when it completed (`runOnExitNode`)."""
+    """Run a step, then its exit handler when it completed (`runOnExitNode`)."""
     if runner is not None:
         await runner
-    if child.phase.completed and step.get("onExit"):
-        await calls.run_hook(
-            child,
-            str(step["onExit"]),
-            templates,
-            boundary,
-            depth + 1,
-            arguments=step.get(EXIT_ARGUMENTS),
-            prefix=f"steps.{step.get('name')}",
-        )
+    hook = exit_hook(step)
+    if child.phase.completed and hook is not None:
+        await calls.run_hook(child, hook, templates, boundary, depth + 1, prefix=f"steps.{step.get('name')}")

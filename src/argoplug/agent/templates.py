@@ -254,20 +254,21 @@ class TemplateCalls:
     async def run_hook(
         self,
         parent: Node,
-        template: str,
+        hook: Mapping[str, Any],
         templates: TemplateSet,
         boundary: Node,
         depth: int,
         *,
-        arguments: Mapping[str, Any] | None = None,
         prefix: str = "",
     ) -> Node:
-        """Run a step's or task's `onExit` template once its node completed (`runOnExitNode`).
+        """Run a step's or task's exit handler once its node completed (`runOnExitNode`).
 
-        It gets its exit hook's `arguments`, with the node's own values in scope as `prefix`
-        (`steps.<name>`, `tasks.<name>`: `resolveExitTmplArgument`), else the workflow's arguments
+        `hook` is what `workflow.exit_hook` returns (`template` or `templateRef`, `arguments`). The hook's
+        `arguments` resolve with the node's own values in scope as `prefix` (`steps.<name>`,
+        `tasks.<name>`: `resolveExitTmplArgument`); without them the workflow's arguments are given
         (`WorkflowStep.GetExitHook(spec.arguments)`).
         """
+        arguments = hook.get("arguments")
         if arguments:
             values = {**self.globals, **node_values(prefix, parent, self.status.nodes)}
             resolved = expand(substitute(dict(arguments), values), values, strict=False)
@@ -275,7 +276,7 @@ class TemplateCalls:
             resolved = {"parameters": [{"name": k, "value": v} for k, v in self.workflow.parameters.items()]}
         node, runner = self.begin(
             f"{parent.name}.onExit",
-            {"name": "", "template": template, "arguments": resolved},
+            {**hook, "name": "", "arguments": resolved},
             templates,
             boundary,
             depth,

@@ -35,8 +35,8 @@ __all__ = [
 ]
 
 KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")
-# Where `_exit_hooks_as_on_exit` keeps the arguments of the workflow's exit hook (not an Argo field).
-EXIT_ARGUMENTS = "argoplug.exitHookArguments"
+# Where `_read_exit_hooks` keeps a `hooks.exit` (not an Argo field): {template or templateRef, arguments}.
+EXIT_HOOK = "argoplug.exitHook"
 # `argo submit --from KIND/NAME`: the kinds it takes, as the CLI spells them (cmd/argo/commands/submit.go).
 FROM_KINDS = {
     "workflowtemplate": "WorkflowTemplate",
@@ -312,7 +312,7 @@ def resolve_workflow(
     if not name:
         raise WorkflowError(f"{document.origin}: metadata.name or metadata.generateName is required")
     arguments = _apply_parameters(spec, parameters or {}, document.origin)
-    _exit_hooks_as_on_exit(spec)
+    _read_exit_hooks(spec)
     entrypoint = spec.get("entrypoint")
     if not entrypoint:
         raise WorkflowError(f"{document.origin}: spec.entrypoint is required")
@@ -360,48 +360,60 @@ def _library(documents: Sequence[Document], namespace: str) -> dict[str, Templat
             scope = f"namespaced/{document.name}"
         else:
             scope = f"cluster/{document.name}"
-        spec = document.body.get("spec") or {}
-        templates = {str(t.get("name", "")): t for t in spec.get("templates") or [] if isinstance(t, dict)}
+        found = copy.deepcopy((document.body.get("spec") or {}).get("templates") or [])
+        _read_call_exit_hooks(found)
+        templates = {str(t.get("name", "")): t for t in found if isinstance(t, dict)}
         library[scope] = TemplateSet(scope, templates, document.origin)
     return library
 
 
 def without_hook(call: Mapping[str, Any]) -> dict[str, Any]:
-    """The step or task without its exit hook's arguments (EXIT_ARGUMENTS), which resolve only later."""
-    return {key: value for key, value in call.items() if key != EXIT_ARGUMENTS}
+    """The step or task without its exit hook (EXIT_HOOK), whose arguments resolve only later."""
+    return {key: value for key, value in call.items() if key != EXIT_HOOK}
 
 
-def _exit_hooks_as_on_exit(spec: dict[str, Any]) -> None:
-    """`hooks: {exit: {template: T}}` is `onExit: T`, on the workflow and on each step and task, as the
-    controller reads it (`WorkflowSpec.GetExitHook`, `WorkflowStep.GetExitHook`: the exit hook is the
-    exit handler); its `arguments` are kept under EXIT_ARGUMENTS. A hook with a templateRef or other
-    events is left to be refused by name."""
+def exit_hook(holder: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The exit handler of a workflow spec, step or task, as the controller reads it: `onExit: T` first,
+    else `hooks: {exit: ...}` (`WorkflowSpec.GetExitHook`, `WorkflowStep.GetExitHook`).
 
-    def convert(holder: Any, allowed: frozenset[str] = frozenset({"template"})) -> dict[str, Any] | None:
-        hooks = holder.get("hooks") if isinstance(holder, dict) else None
-        if not isinstance(hooks, dict) or set(hooks) != {"exit"} or holder.get("onExit"):
-            return None
-        hook = hooks["exit"]
-        if isinstance(hook, dict) and set(hook) <= allowed and isinstance(hook.get("template"), str):
-            holder["onExit"] = hook["template"]
-            del holder["hooks"]
-            return hook
-        return None
+    Returns `{"template": T}` or `{"templateRef": {...}}`, with the hook's `arguments` when it has them;
+    None without an exit handler.
+    """
+    if holder.get("onExit"):
+        return {"template": str(holder["onExit"])}
+    hook = holder.get(EXIT_HOOK)
+    return dict(hook) if isinstance(hook, Mapping) else None
 
-    # The workflow's exit hook may carry arguments: they replace the workflow's for the exit handler
-    # (`LifecycleHook.WithArgs`); kept as `exitArguments`, which the engine reads.
-    hook = convert(spec, frozenset({"template", "arguments"}))
-    if hook is not None and hook.get("arguments"):
-        spec[EXIT_ARGUMENTS] = hook["arguments"]
-    for template in spec.get("templates") or []:
+
+def _read_exit_hooks(spec: dict[str, Any]) -> None:
+    """Take `hooks: {exit: {template | templateRef, arguments}}` off the workflow and off each step and
+    task into EXIT_HOOK, which `exit_hook` reads: the exit hook is the exit handler. A `hooks` with other
+    events, or beside an `onExit`, is left to be refused by name."""
+    _take_exit_hook(spec)
+    _read_call_exit_hooks(spec.get("templates") or [])
+
+
+def _read_call_exit_hooks(templates: Sequence[Any]) -> None:
+    for template in templates:
         if not isinstance(template, dict):
             continue
         calls = [step for group in template.get("steps") or [] if isinstance(group, list) for step in group]
         calls += list((template.get("dag") or {}).get("tasks") or [])
         for call in calls:
-            hook = convert(call, frozenset({"template", "arguments"}))
-            if hook is not None and hook.get("arguments"):
-                call[EXIT_ARGUMENTS] = hook["arguments"]
+            _take_exit_hook(call)
+
+
+def _take_exit_hook(holder: Any) -> None:
+    hooks = holder.get("hooks") if isinstance(holder, dict) else None
+    if not isinstance(hooks, dict) or set(hooks) != {"exit"} or holder.get("onExit"):
+        return
+    hook = hooks["exit"]
+    if not isinstance(hook, dict) or not set(hook) <= {"template", "templateRef", "arguments"}:
+        return
+    if isinstance(hook.get("template"), str) == isinstance(hook.get("templateRef"), dict):
+        return  # neither or both: refused with the rest of `hooks`
+    holder[EXIT_HOOK] = hook
+    del holder["hooks"]
 
 
 def _submitted_from(documents: Sequence[Document], submit_from: str) -> Document:
