@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from argoplug import JobState, JobStatus, JobTracker, Phase, TemporaryError
+from argoplug import JobState, JobStatus, JobTracker, PermanentError, Phase, TemporaryError
 
 
 class FakeSystem:
@@ -93,6 +93,50 @@ def test_trouble_while_starting_remembers_nothing() -> None:
     system.start = original  # type: ignore[method-assign]
     assert tracker.run("k", system).phase is Phase.RUNNING
     assert system.starts == ["k-1"]
+
+
+def test_trouble_while_polling_is_answered_with_the_outputs_already_reported() -> None:
+    # Argo replaces the node's outputs with each reply's: an error polling the job must not drop them.
+    system, tracker = FakeSystem(), JobTracker()
+    tracker.run("k", system)
+    shown = {"arn": "a", "status": "Executing"}
+    system.jobs["k-1"] = JobState("k-1", JobStatus.RUNNING, "executing", shown)
+    assert tracker.run("k", system).outputs == shown
+    original = system.poll
+
+    def failing(error: Exception) -> None:
+        system.poll = lambda state: (_ for _ in ()).throw(error)  # type: ignore[method-assign]
+
+    failing(TemporaryError("AWS is down"))
+    with pytest.raises(TemporaryError) as blip:
+        tracker.run("k", system)
+    assert blip.value.outputs == shown
+    failing(TemporaryError("AWS is down", outputs={"status": "unknown"}))  # its own outputs on top
+    with pytest.raises(TemporaryError) as own:
+        tracker.run("k", system)
+    assert own.value.outputs == {"arn": "a", "status": "unknown"}
+    failing(PermanentError("access denied"))  # a Failed node: its outputs are final, the ARN kept
+    with pytest.raises(PermanentError) as denied:
+        tracker.run("k", system)
+    assert denied.value.outputs == shown
+
+    system.poll = original  # type: ignore[method-assign]
+    system.finish(JobStatus.SUCCEEDED, "done", {"arn": "a", "status": "Succeeded"})
+    done = tracker.run("k", system)
+    assert (done.phase, done.outputs) == (Phase.SUCCEEDED, {"arn": "a", "status": "Succeeded"})
+    assert system.starts == ["k-1"]
+
+
+def test_trouble_starting_the_next_attempt_carries_nothing_of_the_failed_one() -> None:
+    # Argo's retry is a new node: the failed attempt's outputs are not its own.
+    system, tracker = FakeSystem(), JobTracker()
+    tracker.run("k", system)
+    system.finish(JobStatus.FAILED, "boom", {"ref": "k-1"})
+    assert tracker.run("k", system).outputs == {"ref": "k-1"}
+    system.start = lambda key, attempt: (_ for _ in ()).throw(TemporaryError("throttled"))  # type: ignore[method-assign]
+    with pytest.raises(TemporaryError) as blip:
+        tracker.run("k", system)
+    assert blip.value.outputs == {}
 
 
 def test_concurrent_calls_for_one_key_start_one_job() -> None:

@@ -113,7 +113,7 @@ def test_call_as_agent_retries_a_503_without_waiting() -> None:
         node = live.call_as_agent({"poll": {"job": "f"}})
     assert time.monotonic() - began < 10  # 1 + 2 + 4 + 8 s of backoff, not waited out
     assert node.phase == "Failed"
-    assert "is missing, unreadable or empty" in node.message
+    assert "is missing, unreadable, empty or not a regular file" in node.message
     assert calls["f"] == 0
 
 

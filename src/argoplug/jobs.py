@@ -3,6 +3,10 @@
 Plugin handlers that start work elsewhere (a SageMaker pipeline execution, a Kubeflow run) describe that
 work as an `ExternalJob` and let a `JobTracker` decide, call by call, whether to start, find or poll it.
 
+Argo replaces a node's outputs with those of each reply. So an error while polling a job that was
+answered with outputs (a TemporaryError: Running with a requeue; a PermanentError: Failed) is answered
+with those outputs, the exception's own on top: no reply drops what an earlier one showed.
+
 When the sidecar is stopped, `stop_running_jobs` stops what is still running. Argo never tells a plugin
 that a workflow was stopped or terminated (argoproj/argo-workflows#10476): it fails the nodes and deletes
 the agent pod, whose containers get SIGTERM and the pod's grace period (30 s by default) before SIGKILL.
@@ -23,7 +27,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from argoplug.plugin import Result, TemporaryError
+from argoplug.plugin import PermanentError, Result, TemporaryError
 
 __all__ = [
     "STOP_JOBS_TIMEOUT",
@@ -56,7 +60,8 @@ class JobState:
     """One attempt of an external job as the external system reports it.
 
     `ref` identifies the attempt there (e.g. a pipeline execution ARN); `attempt` counts from 1;
-    `outputs` are the node's output parameters at this point (complete on a terminal state).
+    `outputs` are the node's output parameters at this point (complete on a terminal state; while
+    running, also what an error polling the attempt is answered with, see `JobTracker`).
     """
 
     ref: str
@@ -70,7 +75,8 @@ class ExternalJob(Protocol):
     """The three questions a `JobTracker` asks of the external system, for one task.
 
     Implementations are sync (they run in the server's thread pool) and raise `TemporaryError` for
-    passing trouble and `PermanentError` for requests that cannot succeed.
+    passing trouble and `PermanentError` for requests that cannot succeed. What `poll` raises is answered
+    with the outputs of the state it was given, merged under the exception's own `outputs`.
     """
 
     def find(self, key: str) -> JobState | None:
@@ -132,7 +138,11 @@ class JobTracker:
       `max_delay`;
     - succeeded: answer Succeeded with the outputs, and the same again for any repeated call;
     - failed: answer Failed with the reason; a repeated call after that answer (Argo retrying the node
-      with an identical template) starts the next attempt.
+      with an identical template) starts the next attempt;
+    - `poll` raising TemporaryError (answered Running with a requeue) or PermanentError (Failed): the
+      exception is raised again carrying the outputs last answered for the attempt, its own `outputs`
+      on top, as the reply replaces the node's outputs; what is known of the attempt is kept, so the
+      next call polls it again.
 
     Calls for the same key are serialised; memory holds at most `max_entries` keys (oldest dropped,
     which only costs a `find` on their next call). Thread-safe. Every tracker of the process is stopped
@@ -158,8 +168,9 @@ class JobTracker:
 
         `max_delay` (seconds) caps the requeue backoff. `cancel_on_stop`: when `job` is a
         `CancellableJob`, cancel it if it is still running when the sidecar stops (`stop_running_jobs`);
-        False for jobs that must outlive the workflow. Raises what `job` raises, and TemporaryError
-        instead of starting a job once the sidecar is stopping.
+        False for jobs that must outlive the workflow. Raises what `job` raises (a TemporaryError or
+        PermanentError of `poll` with the outputs already answered for the attempt under its own), and
+        TemporaryError instead of starting a job once the sidecar is stopping.
         """
         cancel = job.cancel if cancel_on_stop and isinstance(job, CancellableJob) else None
         with self._lock_for(key):
@@ -170,7 +181,7 @@ class JobTracker:
             elif entry.reported and entry.state.status is JobStatus.FAILED:
                 entry = _Entry(self._start(job, key, entry.state.attempt + 1), cancel=cancel)
             elif not entry.reported:
-                entry.state = job.poll(entry.state)
+                entry.state = _poll(job, entry.state)
                 if not self._stopping:  # once stopping, a job is cancelled once, by whoever saw it first
                     entry.cancel = cancel
             self._remember(key, entry)
@@ -228,6 +239,17 @@ class JobTracker:
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
+
+
+def _poll(job: ExternalJob, state: JobState) -> JobState:
+    """`job.poll(state)`; a TemporaryError or PermanentError it raises gets `state.outputs` (what the last
+    reply showed) under its own outputs, so that the reply answering it keeps them."""
+    try:
+        return job.poll(state)
+    except (TemporaryError, PermanentError) as exc:
+        if state.outputs:
+            exc.outputs = {**state.outputs, **exc.outputs}
+        raise
 
 
 def stop_running_jobs(timeout: float = STOP_JOBS_TIMEOUT) -> list[StoppedJob]:

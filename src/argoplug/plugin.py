@@ -13,8 +13,9 @@ import hashlib
 import inspect
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
+from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 
@@ -34,9 +35,11 @@ __all__ = [
     "PermanentError",
     "Plugin",
     "Result",
+    "Secret",
     "Task",
     "TemporaryError",
     "idempotency_key",
+    "redact",
     "short_repr",
 ]
 
@@ -48,6 +51,18 @@ Handler = Callable[["Task", Any], "Result | Awaitable[Result]"]
 ArgumentCheck = Callable[[Any, frozenset[str]], Sequence[str]]
 
 DEFAULT_REQUEUE = 30.0
+
+_SecretT = TypeVar("_SecretT")
+# What marks a field secret, in its msgspec metadata (`Meta.extra`); the JSON schema says `writeOnly`.
+_SECRET_MARK = "argoplug.secret"
+_SECRET_META = msgspec.Meta(
+    extra_json_schema={"writeOnly": True, "format": "password"}, extra={_SECRET_MARK: True}
+)
+Secret = Annotated[_SecretT, _SECRET_META]
+"""`Secret[str]` (any type inside): an argument field whose value never appears in a node's message or
+outputs, in a log line or in an argument error, also when it does not convert. The server replaces
+every string the field holds, wherever it shows up in what is answered or logged, by `[secret]`."""
+REDACTED = "[secret]"
 
 
 class TemporaryError(Exception):
@@ -225,11 +240,18 @@ class Plugin(Generic[ArgsT]):
         self.failure_outputs = failure_outputs
         self.description = description
         self.name = name or key
+        # The encode names of the argument fields declared `Secret[...]`, top level.
+        self.secret_fields: frozenset[str] = _secret_fields(self.args_type)
         self._handler: Handler | None = None
         self._is_async = False
 
     def __repr__(self) -> str:
         return f"Plugin({self.key!r})"
+
+    @property
+    def is_async(self) -> bool:
+        """Whether the handler is a coroutine function (a sync one runs in a thread pool)."""
+        return self._is_async
 
     def handler(self, fn: Callable[[Task, ArgsT], Result | Awaitable[Result]]) -> Callable[..., Any]:
         """Register `fn(task, args)` as this plugin's handler and return it unchanged.
@@ -253,7 +275,7 @@ class Plugin(Generic[ArgsT]):
         try:
             args = msgspec.convert(block, self.args_type, strict=False)
         except msgspec.ValidationError as exc:
-            problems = _argument_problems(block, self.args_type) or [str(exc)]
+            problems = _argument_problems(block, self.args_type, self.secret_fields) or [_unechoed(exc)]
             if self.check is not None:
                 partial, unconverted = _convertible_part(block, self.args_type)
                 if partial is not None:
@@ -269,6 +291,17 @@ class Plugin(Generic[ArgsT]):
         outputs = self.failure_outputs(block) if self.failure_outputs is not None else None
         message = f"invalid arguments for plugin {self.key!r}: " + "; ".join(problems)
         return ArgumentError(message, outputs=outputs)
+
+    def secret_values(self, block: Any) -> tuple[str, ...]:
+        """Every string the `Secret[...]` fields of the plugin block `block` hold, as given (unconverted:
+        a value of the wrong type counts too), nested ones included; () without secret fields."""
+        if not self.secret_fields or not isinstance(block, Mapping):
+            return ()
+        found: list[str] = []
+        for name in self.secret_fields:
+            if name in block:
+                found.extend(_strings(block[name]))
+        return tuple(sorted({value for value in found if value}, key=len, reverse=True))
 
     def argument_schema(self) -> dict[str, Any]:
         """Return the JSON schema (draft 2020-12, from `msgspec.json.schema`) of the plugin block.
@@ -293,11 +326,13 @@ class Plugin(Generic[ArgsT]):
         """
         return await self.start(task)
 
-    def start(self, task: Task) -> asyncio.Future[Result]:
+    def start(self, task: Task, executor: Executor | None = None) -> asyncio.Future[Result]:
         """Start `call(task)` and return its future, without a task in between for sync handlers.
 
-        The server uses it to wait for a handler with a deadline. Must be called on the event loop.
-        Raises ArgumentError for bad arguments and RuntimeError without a handler, at once.
+        A sync handler runs in `executor` (the server gives each plugin its own pool, so one plugin's
+        blocked handlers never hold up another's), else in the loop's default executor. The server uses
+        it to wait for a handler with a deadline. Must be called on the event loop. Raises ArgumentError
+        for bad arguments and RuntimeError without a handler, at once.
         """
         if self._handler is None:
             raise RuntimeError(
@@ -306,7 +341,7 @@ class Plugin(Generic[ArgsT]):
         args = self.parse_args(task.template.plugin.get(self.key))
         if self._is_async:
             return asyncio.ensure_future(self._run_async(task, args))
-        return asyncio.get_running_loop().run_in_executor(None, self._run_sync, task, args)
+        return asyncio.get_running_loop().run_in_executor(executor, self._run_sync, task, args)
 
     def _run_sync(self, task: Task, args: Any) -> Result:
         try:
@@ -335,8 +370,12 @@ class Plugin(Generic[ArgsT]):
         return result
 
 
-def _argument_problems(block: Any, args_type: Any) -> list[str]:
-    """List every field of `block` that does not convert to its field type in `args_type`."""
+def _argument_problems(block: Any, args_type: Any, secret: frozenset[str] = frozenset()) -> list[str]:
+    """List every field of `block` that does not convert to its field type in `args_type`.
+
+    The value of a field in `secret` is never quoted, only its type; nor is the name of a field that
+    `args_type` does not have (a misplaced password is as likely as a typo), only the nearest field name.
+    """
     if not isinstance(block, Mapping):
         return [f"expected an object of arguments, got {short_repr(block)}"]
     try:
@@ -358,18 +397,107 @@ def _argument_problems(block: Any, args_type: Any) -> list[str]:
         try:
             msgspec.convert(value, annotation, strict=False)
         except msgspec.ValidationError as exc:
-            problems.append(f"`{field.encode_name}`: {_expected(exc, annotation)}, got {short_repr(value)}")
+            given = _secret_shape(value) if field.encode_name in secret else short_repr(value)
+            problems.append(f"`{field.encode_name}`: {_expected(exc, annotation)}, got {given}")
     if info.forbid_unknown_fields:
-        for name in block:
-            if name not in known:
-                problems.append(f"`{name}` is not a field (expected one of: {', '.join(sorted(known))})")
+        unknown = [name for name in block if name not in known]
+        if unknown:
+            problems.append(_unknown_fields_problem(unknown, known))
     if not problems:
         # Every field converts alone, so a __post_init__ check refused the whole: say what it said.
         try:
             msgspec.convert(block, args_type, strict=False)
         except msgspec.ValidationError as exc:
-            problems.append(str(exc))
+            problems.append(_unechoed(exc))
     return problems
+
+
+def _unknown_fields_problem(unknown: Sequence[Any], known: Iterable[str]) -> str:
+    import difflib
+
+    fields = sorted(known)
+    nearest = {
+        match
+        for name in unknown
+        for match in difflib.get_close_matches(str(name), fields, n=1, cutoff=0.6)
+        if isinstance(name, str)
+    }
+    count = f"{len(unknown)} field{'s are' if len(unknown) > 1 else ' is'} not an argument"
+    hint = f"; did you mean {', '.join(f'`{n}`' for n in sorted(nearest))}?" if nearest else ""
+    return f"{count} (names not shown: one may be a secret){hint}; the arguments are: {', '.join(fields)}"
+
+
+def _unechoed(exc: msgspec.ValidationError) -> str:
+    """msgspec's message, without the name of an unknown field (it may be a secret put in the wrong place)."""
+    text = str(exc)
+    if not text.startswith("Object contains unknown field"):
+        return text
+    at = text.rfind(" - at `")
+    return "Object contains an unknown field (name not shown)" + (text[at:] if at >= 0 else "")
+
+
+def _secret_shape(value: Any) -> str:
+    return f"a value of type {type(value).__name__} (not shown: secret)"
+
+
+def _strings(value: Any) -> Iterable[str]:
+    """The strings in a decoded JSON value (not its keys), and numbers as text: what a message could quote."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield str(value)
+
+
+def _secret_fields(args_type: Any) -> frozenset[str]:
+    """The encode names of the fields of a Struct `args_type` whose type carries the Secret mark."""
+    try:
+        info = msgspec.inspect.type_info(args_type)
+    except Exception:
+        return frozenset()
+    if not isinstance(info, msgspec.inspect.StructType):
+        return frozenset()
+    return frozenset(field.encode_name for field in info.fields if _is_secret(field.type))
+
+
+def _is_secret(info: Any) -> bool:
+    if isinstance(info, msgspec.inspect.Metadata):
+        return bool((info.extra or {}).get(_SECRET_MARK)) or _is_secret(info.type)
+    if isinstance(info, msgspec.inspect.UnionType):
+        return any(_is_secret(member) for member in info.types)
+    return False
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """`text` with every occurrence of each of `secrets` (longest first) replaced by `[secret]`."""
+    for value in secrets:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+def redact_result(result: Result, secrets: Sequence[str]) -> Result:
+    """`result` with `redact` applied to its message, output values (strings or as JSON) and `result`."""
+    if not secrets:
+        return result
+    outputs = {name: _redacted_value(value, secrets) for name, value in (result.outputs or {}).items()}
+    return dataclasses.replace(
+        result,
+        message=redact(result.message, secrets),
+        outputs=outputs,
+        result=redact(result.result, secrets) if isinstance(result.result, str) else result.result,
+    )
+
+
+def _redacted_value(value: Any, secrets: Sequence[str]) -> Any:
+    text = value if isinstance(value, str) else encode_parameter_value(value)
+    redacted = redact(text, secrets)
+    return value if redacted == text else redacted
 
 
 def _convertible_part(block: Any, args_type: Any) -> tuple[Any, frozenset[str]]:

@@ -15,21 +15,33 @@ import hmac
 import inspect
 import logging
 import os
+import stat
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable
-from pathlib import Path
+import traceback
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from argoplug.hooks import HookError, Implementation, failure_message, implementations
 from argoplug.jobs import STOP_JOBS_TIMEOUT, stop_running_jobs
-from argoplug.plugin import PermanentError, Plugin, Result, Task, TemporaryError, outcome_for, result_for
+from argoplug.plugin import (
+    PermanentError,
+    Plugin,
+    Result,
+    Task,
+    TemporaryError,
+    outcome_for,
+    redact,
+    redact_result,
+    result_for,
+)
 from argoplug.protocol import (
     DEFAULT_PORT,
     DEFAULT_TOKEN_FILE,
@@ -54,6 +66,12 @@ log = logging.getLogger("argoplug.server")
 
 _JSON = "application/json"
 _EMPTY_REPLY = b"{}"
+_CLOSE = {"connection": "close"}
+MiB = 1024 * 1024
+# Kubernetes objects live in etcd, whose default request limit is 1.5 MiB (`--max-request-bytes`): no
+# template of a Workflow or WorkflowTemplate is larger. The agent adds the workflow's metadata.
+DEFAULT_MAX_BODY = 4 * MiB
+TOKEN_FILE_MAX = 64 * 1024  # bytes read of the token file at most (a ServiceAccount token is ~1 KiB)
 
 
 class _PluginKeys(msgspec.Struct):
@@ -85,6 +103,15 @@ class ServerSettings(msgspec.Struct, kw_only=True, frozen=True):
     (SIGTERM: Argo deletes the agent pod of a workflow stopped, terminated or ended), how long it waits
     for the external jobs still running to be cancelled (`argoplug.jobs.stop_running_jobs`); with the
     `STOP_GRACE` seconds given to calls in flight it stays under Kubernetes' default 30 s grace period.
+
+    Bounds on what a caller may send (any caller that reaches the port, not only the agent):
+    `max_body_bytes` (a larger body is answered 413 without being read; default 4 MiB, above anything
+    Argo can send), `body_timeout` (seconds to receive the body once the head came: else 408),
+    and, where `serve` runs uvicorn (`argoplug.http_limits`), `header_timeout` (seconds from the
+    connection, or a request's first byte, to the end of its head: else 408), `max_header_bytes` and
+    `max_headers` (else 431), and `max_connections` (one more is answered 503, which the agent retries).
+    A body nested deeper than msgspec decodes (Python's recursion limit, 1000 levels) is answered 400,
+    or `{}` when its plugin keys are not ours.
     Raises ValueError for values out of range.
     """
 
@@ -95,6 +122,12 @@ class ServerSettings(msgspec.Struct, kw_only=True, frozen=True):
     handler_threads: int = 64
     tune_gc: bool = True
     stop_jobs_timeout: float = STOP_JOBS_TIMEOUT
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    body_timeout: float = 10.0
+    header_timeout: float = 10.0
+    max_header_bytes: int = 64 * 1024
+    max_headers: int = 100
+    max_connections: int = 256
 
     def __post_init__(self) -> None:
         if not 0 < self.handler_deadline < AGENT_CALL_TIMEOUT:
@@ -109,50 +142,74 @@ class ServerSettings(msgspec.Struct, kw_only=True, frozen=True):
                 f"stop_jobs_timeout must be from 0 to below {POD_GRACE_PERIOD - STOP_GRACE:g} seconds (in "
                 f"the pod's default {POD_GRACE_PERIOD:g} s grace period), got {self.stop_jobs_timeout!r}"
             )
-        if self.handler_threads < 1:
-            raise ValueError(f"handler_threads must be >= 1, got {self.handler_threads!r}")
+        counts = ("handler_threads", "max_body_bytes", "max_header_bytes", "max_headers", "max_connections")
+        for name in counts:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        for name in ("body_timeout", "header_timeout"):
+            if not 0 < getattr(self, name) < float("inf"):
+                raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)!r}")
 
 
 class _TokenCheck:
     """Compares `Authorization: Bearer <token>` with the token file in constant time.
 
     `problem` answers (status, reason): 403 for a missing or wrong header; 503 (the agent retries it) when
-    the token file is missing, unreadable or empty, which is the pod's trouble, not the caller's.
+    the token file is missing, unreadable, empty or not a regular file, which is the pod's trouble, not
+    the caller's. The file is read again (off the event loop, at most TOKEN_FILE_MAX bytes) whenever its
+    inode, size, mtime or ctime changed: Kubernetes rotates a mounted token by swapping a symlink (a new
+    inode), and a write that keeps size and mtime still moves ctime.
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, ...] | None = None
         self._expected: bytes | None = None
 
-    def problem(self, header: str | None) -> tuple[int, str] | None:
+    async def problem(self, header: str | None) -> tuple[int, str] | None:
         """Return (status, why) when the call is refused, or None when the token matches."""
-        expected = self._load()
+        expected = await self._load()
         if expected is None:
-            return 503, f"token file {self.path} is missing, unreadable or empty"
+            return 503, f"token file {self.path} is missing, unreadable, empty or not a regular file"
         if header is None:
             return 403, "missing Authorization header"
         if not hmac.compare_digest(header.encode("utf-8", "surrogateescape"), expected):
             return 403, "invalid token"
         return None
 
-    def _load(self) -> bytes | None:
+    async def _load(self) -> bytes | None:
         try:
-            stat = os.stat(self.path)
+            found = os.stat(self.path)
         except OSError:
             self._stamp = self._expected = None
             return None
-        stamp = (stat.st_mtime_ns, stat.st_size)
+        if not stat.S_ISREG(found.st_mode):  # a FIFO would block, /dev/zero never end
+            self._stamp = self._expected = None
+            return None
+        stamp = (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
         if stamp != self._stamp:
-            try:
-                token = Path(self.path).read_bytes().strip()
-            except OSError:
-                return None
+            token = await asyncio.to_thread(_read_token, self.path)
             if not token:
                 return None  # an empty token would accept "Bearer " from anyone
             self._expected = b"Bearer " + token
             self._stamp = stamp
         return self._expected
+
+
+def _read_token(path: str) -> bytes | None:
+    """The token file's content, stripped; None when it cannot be read or is not a regular file."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(descriptor, "rb") as file:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return None
+        try:
+            token = file.read(TOKEN_FILE_MAX + 1)
+        except OSError:
+            return None
+    return token.strip() if len(token) <= TOKEN_FILE_MAX else None
 
 
 class _PluginServer:
@@ -173,6 +230,11 @@ class _PluginServer:
         # The task's next call waits for it or takes its result. Calls within the deadline are not here:
         # two parallel steps with identical templates (Argo sends no node ID) each run their handler.
         self._late: dict[tuple[str, str], _Call] = {}
+        # The late calls in the order they finished, to forget the expired ones without a scan.
+        self._finished: deque[tuple[float, tuple[str, str], _Call]] = deque()
+        # One thread pool per plugin with sync handlers (made in the lifespan): a plugin whose handlers
+        # all block never holds up another plugin's calls.
+        self._pools: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
         # The hooks' implementations, taken once: a call pays nothing for hooks nobody implements.
         self._startup = _implementations(hooks, "argoplug_startup")
         self._shutdown = _implementations(hooks, "argoplug_shutdown")
@@ -182,16 +244,24 @@ class _PluginServer:
         self.startup_error: HookError | None = None
 
     async def execute(self, request: Request) -> Response:
-        body = await request.body()
         try:
-            envelope = _envelope_decoder.decode(body)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            log.warning("malformed template.execute request: %s", exc)
-            return _error(400, f"malformed template.execute request: {exc}")
-        plugin = next((self.plugins[k] for k in envelope.template.plugin if k in self.plugins), None)
+            body = await self._body(request)
+        except _Refusal as refused:
+            log.warning("refused template.execute request: %s", refused.message)
+            return _error(refused.status, refused.message, headers=_CLOSE)
+        except ClientDisconnect:  # the caller went away: nobody reads an answer
+            log.info("template.execute caller disconnected before its body was received")
+            return Response(status_code=400, headers=_CLOSE)
+        keys = _plugin_keys(body)
+        if keys is None:  # nested too deep for msgspec: read off the event loop, it may take a second
+            keys = await asyncio.to_thread(_plugin_keys_of_deep_body, body)
+        if isinstance(keys, str):
+            log.warning("malformed template.execute request: %s", keys)
+            return _error(400, f"malformed template.execute request: {keys}")
+        plugin = next((self.plugins[k] for k in keys if k in self.plugins), None)
         if plugin is None:
             return Response(_EMPTY_REPLY, media_type=_JSON)
-        refusal = self.token.problem(request.headers.get("authorization"))
+        refusal = await self.token.problem(request.headers.get("authorization"))
         if refusal is not None:
             log.warning("refused template.execute for plugin key %r: %s", plugin.key, refusal[1])
             return _error(*refusal)
@@ -201,11 +271,18 @@ class _PluginServer:
         except msgspec.ValidationError as exc:
             node = NodeResult(phase=Phase.FAILED, message=f"invalid template in request: {exc}")
             return self._reply(node, None, plugin.key, None, started)
+        except msgspec.DecodeError as exc:  # e.g. invalid UTF-8 inside a string the envelope skipped
+            log.warning("malformed template.execute request for plugin key %r: %s", plugin.key, exc)
+            return _error(400, f"malformed template.execute request: {exc}")
+        except RecursionError:
+            node = NodeResult(phase=Phase.FAILED, message=f"invalid template in request: {_TOO_DEEP}")
+            return self._reply(node, None, plugin.key, None, started)
         task = Task.from_args(args, plugin.key)
+        secrets = plugin.secret_values(task.template.plugin.get(plugin.key))
         # Per-call hooks only when implemented: a call pays nothing for hooks nobody implements.
         outcome: Result | BaseException | None = await self._before_execute(task) if self._before else None
         if outcome is None:
-            outcome = await self._run(plugin, task)
+            outcome = await self._run(plugin, task, secrets)
         result = result_for(outcome)
         try:
             node, requeue = outcome_for(result, args.template)
@@ -213,10 +290,38 @@ class _PluginServer:
             log.error("cannot reply with the result of plugin %r", plugin.key, exc_info=exc)
             result = result_for(exc)
             node, requeue = outcome_for(result, args.template)
+        if secrets:
+            result = redact_result(result, secrets)
+            node, requeue = outcome_for(result, args.template)
         if self._after:
             # After the outcome is a Result: the hooks see exactly what the node is answered.
             await self._after_execute(task, result)
         return self._reply(node, requeue, plugin.key, task, started)
+
+    async def _body(self, request: Request) -> bytes:
+        """The request's body, at most `max_body_bytes`, received within `body_timeout` seconds.
+
+        Raises _Refusal (413 before reading when the Content-Length says too much, or once the count
+        passes it; 408 past the deadline) and ClientDisconnect.
+        """
+        limit = self.settings.max_body_bytes
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise _Refusal(413, f"request body of {length} bytes is larger than the {limit} bytes served")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(self.settings.body_timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise _Refusal(413, f"request body is larger than the {limit} bytes served")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise _Refusal(
+                408, f"request body not received within {self.settings.body_timeout:g} s"
+            ) from None
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _before_execute(self, task: Task) -> PermanentError | None:
         """Call the before_execute hooks in turn; the first PermanentError refuses the call (returned)."""
@@ -242,20 +347,22 @@ class _PluginServer:
             except Exception as exc:
                 log.error(failure_message(impl.package, "argoplug_after_execute", exc), exc_info=exc)
 
-    async def _run(self, plugin: Plugin[Any], task: Task) -> Result | BaseException:
+    async def _run(self, plugin: Plugin[Any], task: Task, secrets: Sequence[str]) -> Result | BaseException:
         """Run the task's handler, or, when an earlier call of the task was answered before its handler
-        finished, wait for that handler or take its result instead of running the handler again."""
+        finished, wait for that handler or take its result instead of running the handler again.
+
+        A handler's traceback is logged with `secrets` (its Secret arguments' values) blanked out."""
         ident = (plugin.key, task.key)
         self._forget_old_calls()
         late = self._late.pop(ident, None)
         future: asyncio.Future[Result] | None = late.future if late is not None else None
         try:
             if future is None:
-                future = plugin.start(task)
+                future = plugin.start(task, self._pools.get(plugin.key))
             await _wait(future, self.settings.handler_deadline)
         except asyncio.CancelledError:
             if future is not None:  # the caller went away: the task's next call takes the result
-                self._late.setdefault(ident, late or _Call(future))
+                self._late.setdefault(ident, late or self._late_call(ident, future))
             raise
         except Exception as exc:  # bad arguments: raised before the handler runs
             return exc
@@ -263,7 +370,7 @@ class _PluginServer:
             # The handler goes on; answer before the agent's 30 s client timeout. The task's next call
             # (after the requeue) takes it over, so its result is neither lost nor computed twice: a job
             # tracker that saw a failure would otherwise start the next attempt, the failure never told.
-            self._late.setdefault(ident, late or _Call(future))
+            self._late.setdefault(ident, late or self._late_call(ident, future))
             return Result.running(
                 f"handler still running after {self.settings.handler_deadline:g}s",
                 requeue=self.settings.deadline_requeue,
@@ -274,24 +381,40 @@ class _PluginServer:
             raise
         except BaseException as exc:  # a handler's error is a Failed/Error node, never a 500
             if not isinstance(exc, (PermanentError, TemporaryError)):
-                log.error("handler of plugin %r raised", plugin.key, exc_info=exc)
+                if secrets:
+                    text = redact("".join(traceback.format_exception(exc)), secrets)
+                    log.error("handler of plugin %r raised\n%s", plugin.key, text.rstrip())
+                else:
+                    log.error("handler of plugin %r raised", plugin.key, exc_info=exc)
             return exc
 
+    def _late_call(self, ident: tuple[str, str], future: asyncio.Future[Result]) -> _Call:
+        """A call answered before its handler finished, queued by finish time once it finishes."""
+        call = _Call(future)
+        future.add_done_callback(lambda _: self._finished.append((time.monotonic(), ident, call)))
+        return call
+
     def _forget_old_calls(self) -> None:
-        """Drop late results nobody came back for (the workflow was stopped, the task deleted)."""
-        if not self._late:
+        """Drop late results nobody came back for (the workflow was stopped, the task deleted): the
+        oldest first, so a call costs nothing for the ones not yet expired."""
+        finished = self._finished
+        if not finished:
             return
         horizon = time.monotonic() - self.settings.late_result_ttl
-        for ident, entry in list(self._late.items()):
-            if entry.finished_at is not None and entry.finished_at < horizon:
+        while finished and finished[0][0] < horizon:
+            _, ident, call = finished.popleft()
+            if self._late.get(ident) is call:
                 del self._late[ident]
 
     def _reply(
         self, node: NodeResult, requeue: str | None, key: str, task: Task | None, started: float
     ) -> Response:
-        response = Response(
-            _reply_encoder.encode(ExecuteTemplateReply(node=node, requeue=requeue)), media_type=_JSON
-        )
+        try:
+            content = _reply_encoder.encode(ExecuteTemplateReply(node=node, requeue=requeue))
+        except UnicodeEncodeError:  # a lone surrogate (os.fsdecode of a non-UTF-8 name) in a text
+            node = _without_surrogates(node)
+            content = _reply_encoder.encode(ExecuteTemplateReply(node=node, requeue=requeue))
+        response = Response(content, media_type=_JSON)
         if log.isEnabledFor(logging.INFO):  # the extras cost microseconds on every call
             log.info(
                 "template.execute",
@@ -320,10 +443,17 @@ class _PluginServer:
             max_workers=self.settings.handler_threads, thread_name_prefix="argoplug-handler"
         )
         asyncio.get_running_loop().set_default_executor(pool)
+        self._pools = {
+            key: concurrent.futures.ThreadPoolExecutor(
+                max_workers=self.settings.handler_threads, thread_name_prefix=f"argoplug-{key}"[:40]
+            )
+            for key, plugin in self.plugins.items()
+            if not plugin.is_async
+        }
         try:
             await self._start_up()
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+            self._stop_pools(pool)
             raise
         if self.settings.tune_gc:
             # Just after the server listens: the agent must get its first answer fast (CONTRACT §3.7).
@@ -337,8 +467,13 @@ class _PluginServer:
         finally:
             stop_running_jobs(self.settings.stop_jobs_timeout)  # bounded; nothing is served any more
             await self._shut_down()
-            pool.shutdown(wait=False, cancel_futures=True)
+            self._stop_pools(pool)
             log.info("plugin server stopped")
+
+    def _stop_pools(self, default: concurrent.futures.ThreadPoolExecutor) -> None:
+        for pool in (default, *self._pools.values()):
+            pool.shutdown(wait=False, cancel_futures=True)
+        self._pools = {}
 
     async def _start_up(self) -> None:
         """Call the startup hooks in registration order; the first that raises stops the start.
@@ -432,8 +567,61 @@ class _Call:
             self.future.exception()  # retrieved: asyncio warns of exceptions nobody looked at
 
 
-def _error(status: int, message: str) -> Response:
-    return Response(_reply_encoder.encode({"error": message}), status_code=status, media_type=_JSON)
+class _Refusal(Exception):
+    """A request refused before it is decoded: the status and the message answered."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+_TOO_DEEP = "nested deeper than the server decodes (Python's recursion limit, 1000 levels)"
+
+
+def _plugin_keys(body: bytes) -> Sequence[str] | str | None:
+    """The plugin keys of the request's template, why they cannot be read (a message), or None when the
+    body is nested deeper than msgspec decodes (then see `_plugin_keys_of_deep_body`).
+
+    msgspec reads them without decoding the rest of the body.
+    """
+    try:
+        return tuple(_envelope_decoder.decode(body).template.plugin)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return str(exc)
+    except RecursionError:
+        return None
+
+
+def _plugin_keys_of_deep_body(body: bytes) -> Sequence[str] | str:
+    """`_plugin_keys` of a body too deep for msgspec, read as a stream of events (any depth), so that a
+    foreign key still gets `{}`; a message when even that fails (the JSON is malformed)."""
+    from argoplug.json_events import template_plugin_keys
+
+    try:
+        return template_plugin_keys(body)
+    except ValueError as exc:
+        return f"{exc} ({_TOO_DEEP})"
+
+
+def _without_surrogates(node: NodeResult) -> NodeResult:
+    """`node` with its texts' lone surrogates written as `\\udcXX` escapes (encodable as UTF-8)."""
+    return msgspec.convert(_clean(msgspec.to_builtins(node)), NodeResult)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(item) for item in value]
+    return value
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    content = _reply_encoder.encode({"error": message.encode("utf-8", "backslashreplace").decode()})
+    return Response(content, status_code=status, media_type=_JSON, headers=headers)
 
 
 def create_app(
@@ -462,8 +650,37 @@ def create_app(
         ],
         lifespan=server.lifespan,
     )
+    app.router.redirect_slashes = False  # its redirect would echo the Host header back
     app.state.plugin_server = server
     return app
+
+
+def uvicorn_config(app: Starlette, **options: Any) -> Any:
+    """The `uvicorn.Config` argoplug serves `app` (from `create_app`) with: no access log, no websockets,
+    and the connection limits of the app's ServerSettings (`argoplug.http_limits`); `options` are passed
+    on (host, port, ...)."""
+    import uvicorn
+
+    from argoplug.http_limits import ConnectionLimits, limited_protocol
+
+    settings: ServerSettings = app.state.plugin_server.settings
+    limits = ConnectionLimits(
+        max_connections=settings.max_connections,
+        header_timeout=settings.header_timeout,
+        max_header_bytes=settings.max_header_bytes,
+        max_headers=settings.max_headers,
+    )
+    # No websockets: the agent speaks plain HTTP/1.1, and importing them costs start-up time and memory.
+    return uvicorn.Config(
+        app,
+        access_log=False,
+        log_config=None,
+        log_level="warning",
+        lifespan="on",
+        ws="none",
+        http=limited_protocol(limits),
+        **options,
+    )
 
 
 class _JsonFormatter(logging.Formatter):
@@ -479,18 +696,36 @@ class _JsonFormatter(logging.Formatter):
         entry.update({k: v for k, v in record.__dict__.items() if k not in self._skip and v is not None})
         if record.exc_info:
             entry["traceback"] = self.formatException(record.exc_info)
-        return msgspec.json.encode(entry, enc_hook=str).decode()
+        try:
+            return msgspec.json.encode(entry, enc_hook=str).decode()
+        except UnicodeEncodeError:  # a lone surrogate in a text: escaped rather than the line lost
+            return msgspec.json.encode(_clean(msgspec.to_builtins(entry, enc_hook=str))).decode()
+
+
+# Control characters (a newline in a workflow name would forge a log line) and lone surrogates, escaped.
+_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)} | {
+    code: f"\\u{code:04x}" for code in range(0xD800, 0xE000)
+}
+
+
+def _escaped(value: Any) -> str:
+    return str(value).translate(_ESCAPES)
 
 
 class _TextFormatter(logging.Formatter):
+    """One line per record: what a caller sent (names, messages) is escaped, only tracebacks span lines."""
+
     def format(self, record: logging.LogRecord) -> str:
         extra = {k: v for k, v in record.__dict__.items() if k not in _JsonFormatter._skip and v is not None}
-        text = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.getMessage()}"
+        text = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {_escaped(record.getMessage())}"
         if extra:
-            text += " " + " ".join(f"{k}={v}" for k, v in extra.items())
+            text += " " + " ".join(f"{k}={_escaped(v)}" for k, v in extra.items())
         if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
+            text += "\n" + self.formatException(record.exc_info).translate(_SURROGATES)
         return text
+
+
+_SURROGATES = {code: f"\\u{code:04x}" for code in range(0xD800, 0xE000)}
 
 
 def configure_logging(log_format: str = "auto", level: str = "info") -> None:
@@ -532,18 +767,7 @@ def serve(
     import uvicorn
 
     app = create_app(plugins, settings, hooks=hooks)
-    # No websockets: the agent speaks plain HTTP/1.1, and importing them costs start-up time and memory.
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        access_log=False,
-        log_config=None,
-        log_level="warning",
-        lifespan="on",
-        ws="none",
-        timeout_graceful_shutdown=STOP_GRACE,
-    )
+    config = uvicorn_config(app, host=host, port=port, timeout_graceful_shutdown=STOP_GRACE)
     server: _PluginServer = app.state.plugin_server
     # A startup hook's failure is logged by the server, with the hook's traceback; uvicorn would log it
     # again, as the traceback Starlette sends it, before "Application startup failed. Exiting.".

@@ -37,7 +37,7 @@ import httpx
 
 from argoplug.agent.client import AgentClient, NodeUpdate, PluginEndpoint
 from argoplug.plugin import Plugin
-from argoplug.server import EXECUTE_PATH, ServerSettings, create_app
+from argoplug.server import EXECUTE_PATH, ServerSettings, create_app, uvicorn_config
 from argoplug.sidecar import Sidecar, SidecarError, write_token_file
 
 if TYPE_CHECKING:
@@ -101,10 +101,7 @@ class LiveServer:
         self._sock.bind(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            self.app, access_log=False, log_config=None, log_level="warning", lifespan="on"
-        )
-        self._server = uvicorn.Server(config)
+        self._server = uvicorn.Server(uvicorn_config(self.app))
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.client = httpx.Client(base_url=self.url, timeout=30.0)
 

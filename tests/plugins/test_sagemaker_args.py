@@ -40,7 +40,7 @@ def failed(server: LiveServer, block: dict[str, Any]) -> tuple[str, dict[str, st
 def test_a_bad_type_and_a_bad_value_are_named_together(server: LiveServer) -> None:
     message, _ = failed(server, native(poll="abc", bogus=1))
     assert message.startswith("invalid arguments for plugin 'sagemaker-pipelines': ")
-    assert "`bogus` is not a field (expected one of: " in message
+    assert "1 field is not an argument (names not shown: one may be a secret); the arguments are: " in message
     assert "`poll`: invalid duration 'abc'" in message
 
 
@@ -50,7 +50,7 @@ def test_every_bad_argument_is_named_with_its_value(server: LiveServer) -> None:
     )
     for says in (
         "`wait`: expected `bool`, got 'maybe'",
-        "`pipline` is not a field",
+        "1 field is not an argument (names not shown: one may be a secret); did you mean `pipeline`?",
         "`account_id`: expected 12 digits, got '1234'",
         "`role_arn`: expected an IAM role ARN like arn:aws:iam::<account>:role/<name>, got 'deployer'",
         "`poll`: expected a duration > 0",
@@ -106,7 +106,7 @@ def test_awf_aws_names_every_problem_in_its_own_field_names(server: LiveServer) 
     assert message.startswith("invalid arguments for plugin 'awf-aws-plugin': ")
     for says in (
         "`region_name`: expected `str`, got 5",
-        "`bogus` is not a field",
+        "1 field is not an argument (names not shown: one may be a secret)",
         "`account_id`: expected 12 digits, got 'x'",
         "`pipeline_name` is required for action 'execute'",
     ):

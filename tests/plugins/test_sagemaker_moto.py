@@ -9,10 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from moto.core.exceptions import JsonRESTError
+from moto.sagemaker import models as sagemaker_models
+from moto.sagemaker import responses as sagemaker_responses
 from sagemaker_support import ACCOUNT, PIPELINE_ARN, REGION, moto_executions, outputs
 
 from argoplug.plugins import sagemaker
@@ -89,6 +93,93 @@ def test_a_restarted_server_finds_the_execution_instead_of_starting_another() ->
     assert second["node"]["phase"] == "Succeeded"
     assert outputs(second)["execution-arn"] == outputs(first)["execution-arn"]
     assert len(set(moto_executions()) - before) == 1  # StartPipelineExecution ran once
+
+
+class ServiceUnavailable(JsonRESTError):
+    """An AWS outage, as moto's server answers it: HTTP 503 ServiceUnavailable."""
+
+    code = 503
+
+
+@pytest.fixture
+def outage(monkeypatch: pytest.MonkeyPatch) -> Callable[[bool], None]:
+    """New executions start `Executing` (moto would report them Succeeded at once); the function returned
+    turns an outage of DescribePipelineExecution on (HTTP 503 from moto's server) or off."""
+    original_init = sagemaker_models.FakePipelineExecution.__init__
+    original_describe = sagemaker_responses.SageMakerResponse.describe_pipeline_execution
+
+    def start_executing(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self.pipeline_execution_status = "Executing"
+
+    def unavailable(self: Any) -> Any:
+        raise ServiceUnavailable("ServiceUnavailable", "Service is unavailable, try again later")
+
+    monkeypatch.setattr(sagemaker_models.FakePipelineExecution, "__init__", start_executing)
+
+    def switch(down: bool) -> None:
+        describe = unavailable if down else original_describe
+        monkeypatch.setattr(sagemaker_responses.SageMakerResponse, "describe_pipeline_execution", describe)
+
+    return switch
+
+
+def test_an_outage_while_polling_keeps_the_outputs_already_reported(
+    server: LiveServer, outage: Callable[[bool], None]
+) -> None:
+    # Argo replaces the node's outputs with each reply's: the Running reply of a failed poll must carry
+    # the execution's ARN (and the rest) that the node already showed.
+    request = make_request(native(), uid="outage-uid")
+    running = server.post(request).json()
+    assert running["node"]["phase"] == "Running", running
+    shown = outputs(running)
+    assert shown["execution-arn"].startswith(PIPELINE_ARN + "/execution/")
+    assert shown["execution-status"] == "Executing"
+
+    outage(True)
+    blip = server.post(request).json()
+    assert blip["node"]["phase"] == "Running" and blip["requeue"] == "15s"
+    assert blip["node"]["message"].startswith("AWS DescribePipelineExecution failed with HTTP 503")
+    assert outputs(blip) == shown
+
+    outage(False)
+    moto_executions()[shown["execution-arn"]].pipeline_execution_status = "Succeeded"
+    done = server.post(request).json()
+    assert done["node"]["phase"] == "Succeeded", done
+    assert outputs(done)["execution-arn"] == shown["execution-arn"]
+    assert outputs(done)["execution-status"] == "Succeeded"
+    started = [e for e in moto_executions().values() if "outage" in e.pipeline_execution_description]
+    assert len(started) == 1
+
+
+def test_an_outage_after_a_restart_reports_the_execution_found(
+    server: LiveServer, outage: Callable[[bool], None]
+) -> None:
+    # A restarted sidecar lists the executions (the execution is found) but cannot describe it: the
+    # Running reply still names it, from the list's summary, and nothing is started again.
+    # cancel_on_stop false: the first sidecar's tracker, still holding the execution, stops nothing later.
+    block = native(cancel_on_stop=False)
+    request = make_request(block, uid="restart-outage-uid", workflow="restart-outage")
+    shown = outputs(server.post(request).json())
+    before = set(moto_executions())
+
+    sagemaker.use_tracker()  # the restarted sidecar remembers nothing
+    outage(True)
+    blip = server.post(request).json()
+    assert blip["node"]["phase"] == "Running", blip
+    assert outputs(blip) == shown  # pipeline ARN, execution ARN, Executing, no failure, steps []
+    message = blip["node"]["message"]
+    assert (
+        "found (Executing); describing it next call: AWS DescribePipelineExecution failed with HTTP 503"
+        in message
+    )
+
+    outage(False)
+    moto_executions()[shown["execution-arn"]].pipeline_execution_status = "Succeeded"
+    done = server.post(request).json()
+    assert done["node"]["phase"] == "Succeeded", done
+    assert outputs(done)["execution-arn"] == shown["execution-arn"]
+    assert set(moto_executions()) == before  # StartPipelineExecution ran once, before the restart
 
 
 def test_wait_false_succeeds_once_started(server: LiveServer) -> None:
@@ -168,7 +259,7 @@ def test_no_credentials_is_an_error_saying_how_to_give_them(
     ("block", "named"),
     [
         ({"wait": "maybe"}, "`wait`: expected `bool`, got 'maybe'"),
-        ({"pipline": "MyPipeline"}, "`pipline` is not a field"),
+        ({"pipline": "MyPipeline"}, "1 field is not an argument (names not shown: one may be a secret)"),
         ({"action": "run"}, "`action`: expected one of 'execute', 'stop', 'validate', got 'run'"),
         ({"poll": "soon"}, "`poll`: invalid duration 'soon'"),
         ({"poll": "0s"}, "`poll`: expected a duration > 0"),

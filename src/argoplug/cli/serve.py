@@ -55,6 +55,35 @@ def _serve_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="answer a handler still running after this Running + requeue (default: %(default)s)",
     )
+    limits = parser.add_argument_group("limits on what a caller may send (ServerSettings)")
+    limits.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=4 * 1024 * 1024,
+        metavar="BYTES",
+        help="a larger request body is answered 413 without being read (default: %(default)s, 4 MiB)",
+    )
+    limits.add_argument(
+        "--body-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="a body not received this long after its head is answered 408 (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="a request head not complete this long after the connection opened: 408 (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=int,
+        default=256,
+        metavar="N",
+        help="a connection beyond N open ones is answered 503, the agent retries (default: %(default)s)",
+    )
     return parser
 
 
@@ -75,7 +104,14 @@ def serve(argv: Sequence[str]) -> int:
         configure_logging(options.log_format, options.log_level)
         loaded = load(options.plugin)
         hooks = plugin_manager(loaded.packages)
-        settings = ServerSettings(token_file=options.token_file, handler_deadline=options.handler_deadline)
+        settings = ServerSettings(
+            token_file=options.token_file,
+            handler_deadline=options.handler_deadline,
+            max_body_bytes=options.max_body_bytes,
+            body_timeout=options.body_timeout,
+            header_timeout=options.header_timeout,
+            max_connections=options.max_connections,
+        )
     except (PluginLoadError, HookError, ValueError) as exc:
         print(f"argoplug serve: {exc}", file=sys.stderr)
         return 2

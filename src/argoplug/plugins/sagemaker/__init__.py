@@ -1,9 +1,15 @@
 """The SageMaker Pipelines plugin (`sagemaker-pipelines`) and its drop-in twin for `awf-aws-plugin` templates.
 
 Validates a pipeline, executes it (find-or-start, then poll, through `argoplug.jobs.JobTracker`) or stops
-an execution. The entry point `sagemaker-pipelines` names this package; `plugins` holds both plugins.
-boto3 is imported on the first AWS call (`argoplug.aws`), never at import. The build hook
-`argoplug_iam_statements` (`permissions`) gives `argoplug build` the IAM policy the plugins need.
+an execution. Each StartPipelineExecution carries `client_request_token(task.key, attempt)`, the same on
+every call of the task, also after a restart: AWS documents ClientRequestToken as an idempotency token
+("An idempotent operation completes no more than once",
+https://docs.aws.amazon.com/sagemaker/latest/dg/API_StartPipelineExecution.html), so a start racing an
+orphaned one from before a restart starts no second execution on AWS; moto ignores the token. An error
+polling an execution is answered with the outputs already reported (`JobTracker`). The entry point
+`sagemaker-pipelines` names this package; `plugins` holds both plugins. boto3 is imported on the first
+AWS call (`argoplug.aws`), never at import. The build hook `argoplug_iam_statements` (`permissions`)
+gives `argoplug build` the IAM policy the plugins need.
 """
 
 from __future__ import annotations

@@ -104,7 +104,10 @@ def execution_display_name(prefix: str, key: str, attempt: int) -> str:
 
 
 def client_request_token(key: str, attempt: int) -> str:
-    """Return the StartPipelineExecution ClientRequestToken of an attempt: 32–128 chars of `[A-Za-z0-9-_]`."""
+    """Return the StartPipelineExecution ClientRequestToken of an attempt: 32–128 chars of `[A-Za-z0-9-_]`.
+
+    A function of the task's idempotency key and the attempt only: every call of the task, in this sidecar
+    or a restarted one, sends the same token for the same attempt (AWS's idempotency, see `find`)."""
     return f"argoplug-{key}-{attempt}"
 
 
@@ -163,7 +166,10 @@ class ExecutionJob:
         """Find the task's latest attempt among the pipeline's most recent executions, by display name.
 
         ListPipelineExecutions, newest first, 100 a page (AWS's maximum), at most `FIND_LIMIT` (1,000)
-        executions, and a further page only while the call's budget holds it and the request after it.
+        executions, and a further page only while the call's budget holds it and the request after it;
+        then `poll`. When that Describe hits passing trouble (TemporaryError), the execution found is
+        running with the outputs its summary gives (ARNs, status, failure reason; steps `[]`): the reply
+        keeps the execution's ARN that a sidecar before a restart reported, and the next call polls it.
         Why the newest are enough: `find` runs on a task's first call in this sidecar's memory, so an
         execution of the task, if any, was started during this workflow (by a call before the sidecar
         restarted), hence among the pipeline's latest, unless over 1,000 (or, AWS being slow, over the
@@ -179,7 +185,7 @@ class ExecutionJob:
         that gets attempt 2's back the same way: no execution is started twice on AWS.
         """
         pattern = re.compile(rf"(?:^|-){re.escape(key)}-(\d+)$")
-        found: tuple[int, str] | None = None
+        found: tuple[int, Mapping[str, Any]] | None = None
         request: dict[str, Any] = {
             "PipelineName": self.pipeline,
             "SortBy": "CreationTime",
@@ -194,7 +200,7 @@ class ExecutionJob:
                 for summary in summaries[: FIND_LIMIT - seen]:
                     match = pattern.search(str(summary.get("PipelineExecutionDisplayName") or ""))
                     if match and (found is None or int(match.group(1)) > found[0]):
-                        found = (int(match.group(1)), str(summary["PipelineExecutionArn"]))
+                        found = (int(match.group(1)), summary)
                 seen += len(summaries)
                 token = page.get("NextToken")
                 # Newest first: once found, later pages hold only older attempts.
@@ -212,9 +218,15 @@ class ExecutionJob:
                 request["NextToken"] = token
         if found is None:
             return None
-        log.info("found pipeline execution %s (attempt %d) of task %s", found[1], found[0], key)
-        state = JobState(ref=found[1], status=JobStatus.RUNNING, attempt=found[0])
-        return self.poll(state)
+        attempt, summary = found
+        arn = str(summary["PipelineExecutionArn"])
+        log.info("found pipeline execution %s (attempt %d) of task %s", arn, attempt, key)
+        try:
+            return self.poll(JobState(ref=arn, status=JobStatus.RUNNING, attempt=attempt))
+        except TemporaryError as exc:
+            # Found but not described: running with what the list says (the tracker keeps the ARN, and the
+            # Running reply the outputs an earlier sidecar reported), described on the next call.
+            return _summary_state(summary, attempt, exc.message)
 
     def start(self, key: str, attempt: int) -> JobState:
         """StartPipelineExecution of attempt `attempt`, named by `execution_display_name`."""
@@ -331,6 +343,28 @@ class StopJob:
         return dataclasses.replace(
             current, status=JobStatus.RUNNING, message=f"pipeline execution {name} {status}"
         )
+
+
+def _summary_state(summary: Mapping[str, Any], attempt: int, trouble: str) -> JobState:
+    """A running JobState of a ListPipelineExecutions summary: the outputs it gives (the pipeline's ARN is
+    the execution's up to `/execution/`; a failure reason only of a Failed or Stopped execution: moto
+    gives others "None"), steps `[]`; its message says it is described on the next call, and `trouble`
+    (why it was not described now)."""
+    arn = str(summary.get("PipelineExecutionArn") or "")
+    status = str(summary.get("PipelineExecutionStatus") or "")
+    pipeline_arn, separator, _ = arn.partition("/execution/")
+    reason = summary.get("PipelineExecutionFailureReason") if status in _FAILED else ""
+    outputs = {
+        **EMPTY_EXECUTION,
+        "pipeline-arn": pipeline_arn if separator else "",
+        "execution-arn": arn,
+        "execution-status": status,
+        "failure-reason": str(reason or ""),
+    }
+    name = str(summary.get("PipelineExecutionDisplayName") or arn.rsplit("/", 1)[-1])
+    message = f"pipeline execution {name} found ({status or 'status unknown'}); describing it next call"
+    message += f": {trouble}" if trouble else ""
+    return JobState(arn, JobStatus.RUNNING, message, outputs, attempt)
 
 
 def _describe(sm: Any, execution_arn: str) -> Mapping[str, Any]:

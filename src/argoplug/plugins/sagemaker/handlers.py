@@ -153,7 +153,8 @@ def _run(task: Task, args: SageMakerArgs) -> Result:
     `steps` (JSON list of {name, status, failure_reason} from ListPipelineExecutionSteps; `[]` when that
     call fails). A call spends at most `executions.CALL_SECONDS` on AWS. Raises TemporaryError
     (throttling, 5xx, connection trouble), PermanentError (access denied, validation, missing pipeline,
-    another account: Failed with AWS's message) and `aws.AwsSetupError` (no credentials or region).
+    another account: Failed with AWS's message), both with the outputs already reported when polling,
+    and `aws.AwsSetupError` (no credentials or region).
     """
     runtime = _runtime
     budget = Budget(runtime.clock)
