@@ -3,12 +3,13 @@
 The public API: declare a `Plugin`, write its handler, return a `Result` or raise `TemporaryError` /
 `PermanentError`; run long external work through `JobTracker` (a `CancellableJob` is stopped with the
 sidecar);
+declare an argument `Secret[str]` to keep its value out of every message and log;
 mark hook implementations (`argoplug.hookspecs`) with `hookimpl`. Everything else may change.
 """
 
 from argoplug.hookspecs import hookimpl
 from argoplug.jobs import CancellableJob, ExternalJob, JobState, JobStatus, JobTracker
-from argoplug.plugin import ArgumentError, PermanentError, Plugin, Result, Task, TemporaryError
+from argoplug.plugin import ArgumentError, PermanentError, Plugin, Result, Secret, Task, TemporaryError
 from argoplug.protocol import Phase
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "Phase",
     "Plugin",
     "Result",
+    "Secret",
     "Task",
     "TemporaryError",
     "hookimpl",
