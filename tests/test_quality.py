@@ -55,6 +55,7 @@ def test_public_api_is_pinned() -> None:
         "Phase",
         "Plugin",
         "Result",
+        "Secret",
         "Task",
         "TemporaryError",
         "hookimpl",
