@@ -8,7 +8,7 @@ meant. `argoplug run` calls it after loading the workflow; the engine asks `temp
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from argoplug.agent.dag import ancestors, cycle, depends_logic, task_results
@@ -98,7 +98,7 @@ def _result_keys(prefix: str, template: Mapping[str, Any], *, looped: bool = Fal
     return keys
 
 
-def check(workflow: Workflow) -> list[str]:
+def check(workflow: Workflow, *, pod_problem: PodProblem | None = None) -> list[str]:
     """Refuse, before anything runs, a workflow Argo would refuse or this engine cannot run as Argo would.
 
     Walks the templates reachable from the entrypoint and the exit handlers (through `templateRef`s too):
@@ -106,11 +106,12 @@ def check(workflow: Workflow) -> list[str]:
     names, invalid results, cycles), loops, retry strategies, suspend durations, argument values, and
     every `{{...}}` that must resolve. A step's or task's outputs are in scope only as its template
     declares them. Constructs not supported (`hooks`, `synchronization`, `memoize`, artifacts, `daemon`,
-    a suspend without duration, ...) are named with their template. Raises WorkflowError listing every
-    problem. Returns warnings: what Argo runs but most likely not as the author meant, each naming its
-    template.
+    a suspend without duration, ...) are named with their template. `pod_problem(name, template)`, when
+    given, judges each container and script template reached: the message says why it cannot run (None:
+    it can); without it they are left to end as Error. Raises WorkflowError listing every problem.
+    Returns warnings: what Argo runs but most likely not as the author meant, each naming its template.
     """
-    checker = _Checker(workflow)
+    checker = _Checker(workflow, pod_problem)
     checker.run()
     if checker.problems:
         listed = "\n  ".join(dict.fromkeys(checker.problems))
@@ -118,9 +119,13 @@ def check(workflow: Workflow) -> list[str]:
     return list(dict.fromkeys(checker.warnings))
 
 
+PodProblem = Callable[[str, Mapping[str, Any]], "str | None"]
+
+
 class _Checker:
-    def __init__(self, workflow: Workflow) -> None:
+    def __init__(self, workflow: Workflow, pod_problem: PodProblem | None = None) -> None:
         self.workflow = workflow
+        self.pod_problem = pod_problem
         self.globals = set(global_values(workflow)) | {"workflow.status", "workflow.failures"}
         for templates in [workflow.local, *workflow.library.values()]:
             for template in templates.templates.values():
@@ -204,8 +209,12 @@ class _Checker:
             for field in param.get("valueFrom") or {}:
                 if field not in ("configMapKeyRef", "default"):
                     self._unsupported(f"{where}.inputs.parameters.{param.get('name')}", f"valueFrom.{field}")
+        if kind in ("container", "script") and self.pod_problem is not None:
+            refused = self.pod_problem(name, template)
+            if refused is not None:
+                self.problems.append(f"{where}: a {kind} template, and {refused}")
         if kind not in RUNNABLE_KINDS:
-            return  # its node ends as Error at run time, as the issue asks; nothing inside it runs
+            return  # its node ends as Error at run time, or runs on a stand-in (`pods`); nothing inside it
         self._timing(where, template, kind)
         if template.get("retryStrategy") is not None:
             self._retry_strategy(where, template["retryStrategy"])

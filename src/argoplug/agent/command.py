@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from argoplug.agent.engine import Engine
     from argoplug.agent.http_template import SecretStore
     from argoplug.agent.nodes import WorkflowStatus
+    from argoplug.agent.pods import PodStandIns
     from argoplug.agent.workflow import Workflow
 
 __all__ = ["run"]
@@ -145,6 +146,27 @@ def run(
             ),
         ),
     ] = None,
+    container_outputs: Annotated[
+        Path | None,
+        typer.Option(
+            "--container-outputs",
+            metavar="FILE",
+            help=(
+                "Canned results of container and script steps, by template name "
+                "(templates: {NAME: {phase, message, outputs: {parameters: {k: v}, result}, exitCode}})."
+            ),
+        ),
+    ] = None,
+    local_containers: Annotated[
+        bool,
+        typer.Option(
+            "--local-containers",
+            help=(
+                "Run container and script steps as local processes: the container's command + args, the "
+                "script's source, when the executable is on PATH here (the image is ignored)."
+            ),
+        ),
+    ] = False,
     workflow_level_plugins: Annotated[
         bool,
         typer.Option(
@@ -206,6 +228,8 @@ def run(
             workflow_level_plugins=workflow_level_plugins,
             configmaps=configmaps_file,
             submit_from=submit_from,
+            container_outputs=container_outputs,
+            local_containers=local_containers,
         )
         _run(files, parameter or (), aws_sandbox, aws_endpoint, options, console, errors)
     except KeyboardInterrupt:
@@ -227,13 +251,22 @@ def _run(
     from argoplug.agent.configmaps import ConfigMapError, ConfigMaps
     from argoplug.agent.http_template import SecretError, SecretStore
     from argoplug.agent.plugins import PluginError, PluginSidecars
+    from argoplug.agent.pods import CannedPods, LocalProcesses, PodError, PodStandIns
     from argoplug.agent.workflow import WorkflowError, load_documents, parse_parameters, resolve_workflow
 
+    pods = None
+    try:
+        canned = CannedPods.from_file(options.container_outputs) if options.container_outputs else None
+        if canned is not None or options.local_containers:
+            pods = PodStandIns(canned, LocalProcesses() if options.local_containers else None)
+    except PodError as exc:
+        errors.print(f"argoplug run: --container-outputs {exc}", markup=False)
+        raise typer.Exit(EXIT_USAGE) from None
     try:
         overrides = parse_parameters(parameter)
         documents = load_documents(files)
         workflow = resolve_workflow(documents, parameters=overrides, submit_from=options.submit_from)
-        warnings = check(workflow)
+        warnings = check(workflow, pod_problem=pods.problem if pods is not None else _no_pods)
     except WorkflowError as exc:
         errors.print(f"argoplug run: {exc}", markup=False)
         raise typer.Exit(EXIT_USAGE) from None
@@ -242,6 +275,8 @@ def _run(
             errors.print(f"argoplug run: warning: {document.origin}: {warning}", markup=False)
     for warning in warnings:
         errors.print(f"argoplug run: warning: {workflow.origin}: {warning}", markup=False)
+    if pods is not None:
+        console.print(pods.describe(), markup=False)
     secrets = None
     configmaps = None
     try:
@@ -290,7 +325,7 @@ def _run(
             shutil.rmtree(workdir, ignore_errors=True)  # the error holds what the sidecar said
             raise typer.Exit(EXIT_USAGE) from None
         status = _run_workflow(
-            workflow, sidecars.endpoints, options, secrets, console, failed_agent, configmaps
+            workflow, sidecars.endpoints, options, secrets, console, failed_agent, configmaps, pods
         )
     if status is not None and status.phase == "Succeeded":
         shutil.rmtree(workdir, ignore_errors=True)
@@ -299,6 +334,14 @@ def _run(
     for name, log in sidecars.logs:
         console.print(f"The log of {name}: {log}", markup=False)
     raise typer.Exit(EXIT_INTERRUPTED if status is None else EXIT_FAILED)
+
+
+def _no_pods(name: str, template: object) -> str:
+    """`check`'s judgement of a container or script step when the run has no stand-in for pods."""
+    return (
+        "argoplug run has no pods: give --local-containers (run its command here) or --container-outputs "
+        "FILE (its canned results)"
+    )
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -320,6 +363,8 @@ class _Options:
     workflow_level_plugins: bool = True
     configmaps: Path | None = None
     submit_from: str | None = None
+    container_outputs: Path | None = None
+    local_containers: bool = False
 
 
 def _enter_sandbox(
@@ -351,6 +396,7 @@ def _run_workflow(
     console: Console,
     failed_agent: FailedAgentPod | None = None,
     configmaps: ConfigMaps | None = None,
+    pods: PodStandIns | None = None,
 ) -> WorkflowStatus | None:
     """Run `workflow` against the sidecars, showing progress; print the report. None when interrupted.
 
@@ -401,6 +447,7 @@ def _run_workflow(
                 http=runner,
                 speed=speed,
                 configmaps=configmaps,
+                pods=pods,
             )
             engine_slot.append(engine)
             with progress.showing(engine.status):

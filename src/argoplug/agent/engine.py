@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from argoplug.agent.configmaps import ConfigMaps
-from argoplug.agent.leaves import HttpRunner, TemplateExecutor
+from argoplug.agent.leaves import HttpRunner, PodRunner, TemplateExecutor
 from argoplug.agent.nodes import Node, NodePhase, WorkflowStatus
 from argoplug.agent.substitution import rfc3339
 from argoplug.agent.templates import DEADLINE_MESSAGE, MAX_DEPTH, TemplateCalls, cancel, pod_name
@@ -45,7 +45,8 @@ class Engine:
     `speed` (requeue delays are the client's to shorten). When the deadline passes, the nodes still
     running fail with `Step exceeded its deadline`, then the exit handler runs. Cancelling `run` (Ctrl-C)
     fails the unfinished nodes with `Stopped` before the cancellation goes on. `configmaps` are the
-    ConfigMaps `valueFrom.configMapKeyRef` inputs read. `check(workflow)` must have passed. Raises
+    ConfigMaps `valueFrom.configMapKeyRef` inputs read. `pods` (`pods.PodStandIns`) runs container and
+    script nodes; without it they end as Error. `check(workflow)` must have passed. Raises
     ValueError for a `speed` that is not a positive number.
     """
 
@@ -60,6 +61,7 @@ class Engine:
         http: HttpRunner | None = None,
         speed: float = 1.0,
         configmaps: ConfigMaps | None = None,
+        pods: PodRunner | None = None,
     ) -> None:
         if not speed > 0:
             raise ValueError(f"speed must be a positive number, got {speed!r}")
@@ -69,7 +71,7 @@ class Engine:
         self._sleep = sleep
         self._calls = TemplateCalls(
             workflow, self.status, executor, http=http, sleep=sleep, clock=clock, speed=self.speed,
-            on_change=on_change, configmaps=configmaps,
+            on_change=on_change, configmaps=configmaps, pods=pods,
         )  # fmt: skip
         self._recorder = self._calls.recorder
 

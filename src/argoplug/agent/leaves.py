@@ -24,9 +24,11 @@ if TYPE_CHECKING:
 __all__ = [
     "TIMEOUT_MESSAGE",
     "HttpRunner",
+    "PodRunner",
     "TemplateExecutor",
     "run_http",
     "run_plugin",
+    "run_pod",
     "run_suspend",
     "timed",
 ]
@@ -44,6 +46,12 @@ class TemplateExecutor(Protocol):
 
 class HttpRunner(Protocol):
     """What runs an HTTP node: `http_template.HttpTemplateRunner.run`'s shape (a terminal update)."""
+
+    async def run(self, template: Mapping[str, Any], node_name: str) -> NodeUpdate: ...  # pragma: no cover
+
+
+class PodRunner(Protocol):
+    """What stands in for a container or script node's pod: `pods.PodStandIns.run`'s shape."""
 
     async def run(self, template: Mapping[str, Any], node_name: str) -> NodeUpdate: ...  # pragma: no cover
 
@@ -106,6 +114,17 @@ async def run_http(
     if final is None:
         return
     calls.recorder.record(node, await http.run(final, node.name))
+
+
+async def run_pod(
+    calls: TemplateCalls, node: Node, template: dict[str, Any], scope: Mapping[str, str], pods: PodRunner
+) -> None:
+    """Run a container or script template through `pods` (canned results or a local process)."""
+    final = _final(calls, node, template, scope)
+    if final is None:
+        return
+    calls.recorder.update(node, phase=NodePhase.RUNNING)
+    calls.recorder.record(node, await pods.run(final, node.name))
 
 
 async def run_suspend(calls: TemplateCalls, node: Node, template: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from argoplug.agent import leaves
 from argoplug.agent.checks import RUNNABLE_KINDS, template_kind
 from argoplug.agent.configmaps import ConfigMaps
-from argoplug.agent.leaves import HttpRunner, TemplateExecutor
+from argoplug.agent.leaves import HttpRunner, PodRunner, TemplateExecutor
 from argoplug.agent.nodes import Node, NodePhase, NodeType, StatusRecorder, WorkflowStatus
 from argoplug.agent.retries import attempt_values, decide, retry_strategy
 from argoplug.agent.substitution import (
@@ -54,14 +54,18 @@ _NODE_TYPES = {
     "http": NodeType.HTTP,
     "suspend": NodeType.SUSPEND,
 }
+_POD_KINDS = ("container", "script")  # run by the `pods` stand-ins when a run has them
 # Nodes a template's `parallelism` counts (`getActiveChildrenCounter`): not plugin, HTTP or suspend nodes.
 _COUNTED = (NodeType.POD, NodeType.STEPS, NodeType.DAG)
 
 
 def _cannot_run(kind: str, template: Mapping[str, Any]) -> str:
+    also = (
+        " (container and script ones with stand-ins: see `argoplug run --help`)" if kind in _POD_KINDS else ""
+    )
     return (
         f"argoplug's local agent cannot run {kind} templates (template {template.get('name')!r}): only "
-        "plugin, http, suspend, steps and dag templates run locally; run this workflow on a cluster"
+        f"plugin, http, suspend, steps and dag templates run locally{also}; run this workflow on a cluster"
     )
 
 
@@ -108,9 +112,11 @@ class TemplateCalls:
         speed: float = 1.0,
         on_change: Callable[[Node], None] | None = None,
         configmaps: ConfigMaps | None = None,
+        pods: PodRunner | None = None,
     ) -> None:
         self.workflow = workflow
         self.configmaps = configmaps
+        self._pods = pods
         self.status = status
         self.recorder = StatusRecorder(status, clock=clock, on_change=self._changed)
         self._started = clock()
@@ -212,7 +218,8 @@ class TemplateCalls:
         except SetupError as exc:
             return node_of(NodeType.SKIPPED, NodePhase.ERROR, str(exc)), None
         strategy = retry_strategy(processed, self.workflow.spec)
-        if kind not in RUNNABLE_KINDS and strategy is None:
+        runnable = kind in RUNNABLE_KINDS or (self._pods is not None and kind in _POD_KINDS)
+        if not runnable and strategy is None:
             node = node_of(_NODE_TYPES.get(kind, NodeType.POD), NodePhase.ERROR, _cannot_run(kind, template))
             node.inputs = inputs  # as resolved: what the node would have run with
             return node, None
@@ -221,7 +228,8 @@ class TemplateCalls:
             node.inputs = inputs
             return node, self._retry(node, kind, processed, scope, strategy, inner, depth)
         node = node_of(
-            _NODE_TYPES[kind], NodePhase.RUNNING if kind in ("steps", "dag") else NodePhase.PENDING
+            _NODE_TYPES.get(kind, NodeType.POD),
+            NodePhase.RUNNING if kind in ("steps", "dag") else NodePhase.PENDING,
         )
         node.inputs = inputs
         return node, self._run_kind(node, kind, processed, scope, inner, depth, timed=True)
@@ -346,9 +354,13 @@ class TemplateCalls:
             await run_steps(self, node, template, templates, depth)
         elif kind == "dag":
             await run_dag(self, node, template, templates, depth)
+        elif kind in _POD_KINDS and self._pods is not None:
+            await leaves.timed(
+                self, node, template, leaves.run_pod(self, node, template, scope, self._pods), timed
+            )
         else:  # an attempt of a retried container, script...: as the cluster's Retry node has it
             self.recorder.finish(node, NodePhase.ERROR, _cannot_run(kind, template))
-        if kind in ("plugin", "http", "suspend") and node.outputs is not None:
+        if kind in ("plugin", "http", "suspend", *_POD_KINDS) and node.outputs is not None:
             self._export(node, template)
 
     async def _retry(
