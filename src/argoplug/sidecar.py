@@ -84,8 +84,11 @@ class Sidecar:
             self.command += ["--plugin", plugin]
         self.process: subprocess.Popen[bytes] | None = None
 
+    plugin_keys: tuple[str, ...] = ()  # what `GET /healthz` said it serves, once started
+
     def start(self, timeout: float | None = None) -> Sidecar:
-        """Start the subprocess and wait until `GET /healthz` answers 200 (`timeout` overrides the default).
+        """Start the subprocess and wait until `GET /healthz` answers 200 (`timeout` overrides the default);
+        `plugin_keys` are then the keys it serves.
 
         Raises SidecarError, with the end of the log, when it exits first or does not answer in time; the
         subprocess is killed then.
@@ -112,8 +115,10 @@ class Sidecar:
                         f"the plugin server exited with code {process.returncode} before answering:\n"
                         + self.log_tail()
                     )
-                with contextlib.suppress(httpx.HTTPError):
-                    if http.get(f"{self.url}/healthz").status_code == 200:
+                with contextlib.suppress(httpx.HTTPError, ValueError):
+                    answer = http.get(f"{self.url}/healthz")
+                    if answer.status_code == 200:
+                        self.plugin_keys = tuple(str(key) for key in answer.json().get("plugins") or ())
                         return
                 if time.monotonic() > deadline:
                     raise SidecarError(

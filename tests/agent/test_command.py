@@ -243,3 +243,15 @@ def test_plugin_messages_and_node_names_are_printed_as_sent(tmp_path):
     assert done.returncode == 1
     assert "status :fire: [bold]x[/bold]" in done.stdout
     assert "🔥" not in done.stdout
+
+
+def test_a_template_nobody_takes_names_the_key_asked_and_the_keys_served(tmp_path):
+    workflow = tmp_path / "typo.yaml"
+    workflow.write_text(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: typo}\nspec:\n"
+        "  entrypoint: main\n  templates:\n    - {name: main, plugin: {ecoh: {}}}\n"
+    )
+    failed = argoplug("run", workflow, "--plugin", PLUGINS)
+    assert failed.returncode == 1
+    assert "no plugin executed the template (plugin key 'ecoh' asked; argoplug serve serves " in failed.stdout
+    assert "echo" in failed.stdout.split("plugin key 'ecoh' asked", 1)[1].splitlines()[0]

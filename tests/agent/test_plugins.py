@@ -240,7 +240,11 @@ def test_a_plugin_answering_404_for_foreign_keys_is_disabled_for_the_rest_of_the
         # plugin still runs its own templates, but nobody takes the bad plugin's.
         assert plugin_nodes(status) == {
             "first": ("Succeeded", "good done"),
-            "second": ("Failed", "no plugin executed the template"),
+            "second": (
+                "Failed",
+                "no plugin executed the template (plugin key 'bad' asked; bad (404-foreign) answered 404 (not "
+                "asked any more); good (good) answered {} (its keys are not known))",
+            ),
         }
         assert bad.calls == ["good"]
         assert str(status.phase) == "Failed"

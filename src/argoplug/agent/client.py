@@ -42,11 +42,13 @@ TERMINAL_PHASES = frozenset({"Succeeded", "Failed", "Error", "Skipped", "Omitted
 
 @dataclasses.dataclass(frozen=True)
 class PluginEndpoint:
-    """One plugin sidecar: base URL (`http://localhost:<containerPort>`), token, and a name for messages."""
+    """One plugin sidecar: base URL (`http://localhost:<containerPort>`), token, a name for messages and
+    the plugin keys it serves when known (an argoplug server says them on `GET /healthz`)."""
 
     url: str
     token: str
     name: str = ""
+    keys: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,7 +222,20 @@ class AgentClient:
                         "not carry a requeue (CONTRACT §3)"
                     )
                 return NodeUpdate(node.phase, node.message, outputs, warning=warning)
-        return NodeUpdate("Failed", "no plugin executed the template")
+        return NodeUpdate("Failed", f"no plugin executed the template ({self._served(request)})")
+
+    def _served(self, request: Mapping[str, Any]) -> str:
+        """What was asked and who serves what, after Argo's `no plugin executed the template`."""
+        asked = _plugin_key(request)
+        served = "; ".join(
+            f"{_name(endpoint)} answered 404 (not asked any more)"
+            if endpoint.url in self.unsupported
+            else f"{_name(endpoint)} serves {', '.join(endpoint.keys)}"
+            if endpoint.keys
+            else f"{_name(endpoint)} answered {{}} (its keys are not known)"
+            for endpoint in self.order
+        )
+        return f"plugin key {asked!r} asked; {served or 'no plugin sidecar'}"
 
     async def follow(self, request: Mapping[str, Any], on_update: Callable[[NodeUpdate], None]) -> NodeUpdate:
         """Call until the node is done, as the agent's task worker does, reporting every round to `on_update`.

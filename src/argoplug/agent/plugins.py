@@ -182,7 +182,9 @@ class PluginSidecars:
         self._tell(
             url=sidecar.url, token=f"{sidecar.token_file} (a fresh token)", log=sidecar.log_path, notes=notes
         )
-        self.endpoints.append(PluginEndpoint(sidecar.url, sidecar.token, name=label))
+        self.endpoints.append(
+            PluginEndpoint(sidecar.url, sidecar.token, name=label, keys=sidecar.plugin_keys)
+        )
 
     def _serve_bundle(self, path: Path) -> None:
         from argoplug.build.bundle import BundleError, load_bundle
