@@ -117,6 +117,38 @@ def test_call_prints_the_reply(sidecar: Sidecar, tmp_path: Path) -> None:
     assert '"value": "hello grace"' in done.stdout
 
 
+def test_call_exits_1_for_a_failed_node(sidecar: Sidecar, tmp_path: Path) -> None:
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps(make_request({"greet": {"nmae": "x"}})))  # bad arguments: Failed
+    done = subprocess.run(
+        [sys.executable, "-m", "argoplug", "call", str(request), "--url", sidecar.url,
+         "--token-file", str(sidecar.token_file)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout
+    assert "HTTP 200" in done.stdout and '"phase": "Failed"' in done.stdout
+
+
+@pytest.mark.parametrize("command", ["run", "check", "call", "build", "init", "plugins", "serve"])
+def test_dash_h_is_help_for_every_command(command: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "argoplug", command, "-h"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"argoplug {command}" in done.stdout
+
+
+def test_a_yaml_error_names_the_file(tmp_path: Path) -> None:
+    workflow = tmp_path / "broken.yaml"
+    workflow.write_text("kind: Workflow\nmetadata: {name: [x}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "argoplug", "run", str(workflow)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert f'in "{workflow}", line 2, column 18' in done.stderr
+    assert "<unicode string>" not in done.stderr
+
+
 def test_call_reports_a_refusal(sidecar: Sidecar, tmp_path: Path) -> None:
     request = tmp_path / "request.json"
     request.write_text(json.dumps(make_request({"greet": {"name": "x"}})))

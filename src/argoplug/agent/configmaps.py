@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from argoplug.yaml_marks import yaml_problem
+
 __all__ = ["PARAMETER_LABEL", "ConfigMapError", "ConfigMapMissing", "ConfigMaps"]
 
 # The label Argo's controller watches ConfigMaps of parameters by (workflow/common/common.go).
@@ -46,7 +48,7 @@ class ConfigMaps:
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigMapError(f"cannot read the ConfigMaps file {path}: {exc}") from None
         except yaml.YAMLError as exc:
-            raise ConfigMapError(f"{path}: not valid YAML: {exc}") from None
+            raise ConfigMapError(f"{path}: not valid YAML: {yaml_problem(exc, path)}") from None
         found: dict[tuple[str, str], Mapping[str, Any]] = {}
         for index, document in enumerate(documents, start=1):
             if document is None:

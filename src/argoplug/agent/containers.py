@@ -25,6 +25,7 @@ import yaml
 
 from argoplug.sidecar import write_token_file
 from argoplug.token_access import AGENT_GID, AGENT_UID, container_identity, reads_agent_token
+from argoplug.yaml_marks import yaml_problem
 
 __all__ = [
     "STOP_TIMEOUT",
@@ -134,7 +135,7 @@ def _yaml_documents(path: Path) -> list[dict[str, Any]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise PluginError(f"cannot read {path}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise PluginError(f"{path} is not valid YAML: {exc}") from None
+        raise PluginError(f"{path} is not valid YAML: {yaml_problem(exc, path)}") from None
     if not all(isinstance(d, dict) for d in documents):
         raise PluginError(f"{path}: expected YAML mappings (Kubernetes objects)")
     return documents

@@ -22,6 +22,7 @@ import yaml
 from argoplug.agent.client import NodeUpdate
 from argoplug.agent.expressions import ExpressionError, evaluate
 from argoplug.protocol import Outputs
+from argoplug.yaml_marks import yaml_problem
 
 __all__ = ["HttpTemplateRunner", "SecretError", "SecretStore"]
 
@@ -64,7 +65,7 @@ class SecretStore:
         try:
             documents = list(yaml.safe_load_all(text))
         except yaml.YAMLError as exc:
-            raise SecretError(f"{path}: not valid YAML: {exc}") from None
+            raise SecretError(f"{path}: not valid YAML: {yaml_problem(exc, path)}") from None
         secrets: dict[str, dict[str, bytes]] = {}
         for index, document in enumerate(documents, start=1):
             if document is None:

@@ -41,6 +41,7 @@ import yaml
 
 from argoplug.agent.client import NodeUpdate
 from argoplug.protocol import Outputs, Parameter
+from argoplug.yaml_marks import yaml_problem
 
 __all__ = ["POD_KINDS", "CannedPods", "LocalProcesses", "PodError", "PodStandIns"]
 
@@ -66,7 +67,7 @@ class CannedPods:
         try:
             document = yaml.safe_load(path.read_text())
         except (OSError, yaml.YAMLError) as exc:
-            raise PodError(f"{path}: {exc}") from None
+            raise PodError(f"{path}: {yaml_problem(exc, path)}") from None
         if not isinstance(document, dict) or not isinstance(document.get("templates"), dict):
             raise PodError(f"{path}: expected a mapping with `templates: {{NAME: {{phase, outputs}}}}`")
         unknown = set(document) - {"templates"}

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from argoplug.agent.schema import describe_value, schema_findings
+from argoplug.yaml_marks import yaml_problem
 
 __all__ = [
     "KINDS",
@@ -194,7 +195,7 @@ def load_documents(paths: Iterable[str | Path]) -> list[Document]:
         try:
             bodies = list(yaml.load_all(text, Loader=_Loader))
         except yaml.YAMLError as exc:
-            raise WorkflowError(f"{path} is not valid YAML: {exc}") from None
+            raise WorkflowError(f"{path} is not valid YAML: {yaml_problem(exc, path)}") from None
         for index, body in enumerate(bodies, start=1):
             if body is None:
                 continue

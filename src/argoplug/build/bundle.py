@@ -22,6 +22,7 @@ from argoplug.build.fields import type_problems
 from argoplug.build.goyaml import GoYAMLError, json_literal
 from argoplug.protocol import DEFAULT_PORT
 from argoplug.token_access import AGENT_UID, security_context_problem
+from argoplug.yaml_marks import yaml_problem
 
 __all__ = [
     "DEFAULT_ARGO_VERSION",
@@ -240,7 +241,7 @@ def load_bundle(path: str | Path) -> Bundle:
     except OSError as exc:
         raise BundleError(f"cannot read bundle {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
-        raise BundleError(f"bundle {path} is not valid YAML: {exc}") from None
+        raise BundleError(f"bundle {path} is not valid YAML: {yaml_problem(exc, path)}") from None
     return parse_bundle(raw, source=str(path))
 
 

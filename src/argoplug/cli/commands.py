@@ -16,6 +16,7 @@ from argoplug.protocol import DEFAULT_PORT, DEFAULT_TOKEN_FILE
 
 app = typer.Typer(
     name="argoplug",
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Argo Workflows executor plugins: serve them as a sidecar, run workflows locally, call a plugin.",
     no_args_is_help=True,
     add_completion=False,
@@ -215,7 +216,11 @@ def call(
         float, typer.Option(help="Seconds to wait for the reply (the agent waits 30).")
     ] = 30.0,
 ) -> None:
-    """Send one template.execute request to a plugin server and print its status and reply."""
+    """Send one template.execute request to a plugin server and print its status and reply.
+
+    Exit code: 0 for a 200 reply whose node did not fail (`{}`, Pending, Running, Succeeded); 1 for another
+    status, no answer, or a Failed/Error node; 2 for a request file that cannot be read.
+    """
     import json
 
     import httpx
@@ -255,8 +260,13 @@ def call(
         f"[{style}]HTTP {response.status_code}[/] in {response.elapsed.total_seconds() * 1000:.1f} ms"
     )
     try:
-        console.print_json(json.dumps(response.json()))
+        reply = response.json()
+        console.print_json(json.dumps(reply))
     except ValueError:
+        reply = None
         console.print(repr(response.text))
     if response.status_code != 200:
         raise typer.Exit(1)
+    node = reply.get("node") if isinstance(reply, dict) else None
+    if isinstance(node, dict) and node.get("phase") in ("Failed", "Error"):
+        raise typer.Exit(1)  # the node failed: as `argo` would, a script should see it
