@@ -138,6 +138,16 @@ def test_dash_h_is_help_for_every_command(command: str) -> None:
     assert f"argoplug {command}" in done.stdout
 
 
+def test_serve_on_a_taken_port_exits_3_with_one_line_before_starting(sidecar: Sidecar) -> None:
+    port = sidecar.url.rsplit(":", 1)[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "argoplug", "serve", "--port", port, "--log-format", "json"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 3
+    assert done.stderr == f"argoplug serve: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+
+
 def test_a_yaml_error_names_the_file(tmp_path: Path) -> None:
     workflow = tmp_path / "broken.yaml"
     workflow.write_text("kind: Workflow\nmetadata: {name: [x}\n")

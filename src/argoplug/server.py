@@ -56,7 +56,15 @@ from argoplug.token_access import token_file_problem
 if TYPE_CHECKING:
     import pluggy
 
-__all__ = ["DEFAULT_TOKEN_FILE", "ServerSettings", "configure_logging", "create_app", "serve"]
+__all__ = [
+    "DEFAULT_TOKEN_FILE",
+    "ListenError",
+    "ServerSettings",
+    "configure_logging",
+    "create_app",
+    "serve",
+    "uvicorn_config",
+]
 
 AGENT_CALL_TIMEOUT = 30.0  # the agent's HTTP client timeout (workflow/executor/agent.go)
 POD_GRACE_PERIOD = 30.0  # Kubernetes' default terminationGracePeriodSeconds: SIGTERM, then SIGKILL
@@ -761,11 +769,19 @@ def serve(
     The startup hooks run before the port is bound; the shutdown hooks after the last answer, once a
     signal came: calls in flight get `STOP_GRACE` seconds, then the external jobs still running are
     cancelled (`ServerSettings.stop_jobs_timeout`). Raises the HookError of a startup hook that raised
-    (it is logged with its traceback first, and nothing was served); uvicorn's own start failures (e.g.
-    the port is taken) leave as the SystemExit uvicorn raises.
+    (it is logged with its traceback first, and nothing was served), and ListenError when `host:port`
+    cannot be bound (taken, or not an address of this host), before anything else starts.
     """
+    import socket
+
     import uvicorn
 
+    try:  # bound before anything starts: a taken port is one line, not a start-up and a traceback
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ListenError(f"cannot listen on {host}:{port}: {why}") from None
     app = create_app(plugins, settings, hooks=hooks)
     config = uvicorn_config(app, host=host, port=port, timeout_graceful_shutdown=STOP_GRACE)
     server: _PluginServer = app.state.plugin_server
@@ -775,13 +791,17 @@ def serve(
     uvicorn_log = logging.getLogger("uvicorn.error")
     uvicorn_log.addFilter(repeat)
     try:
-        uvicorn.Server(config).run()
+        uvicorn.Server(config).run(sockets=[listener])
     except SystemExit:
         if server.startup_error is not None:  # uvicorn exits 3 for any lifespan failure: say which
             raise server.startup_error from server.startup_error.__cause__
         raise
     finally:
         uvicorn_log.removeFilter(repeat)
+
+
+class ListenError(OSError):
+    """`serve` cannot bind its address: the message names host, port and why."""
 
 
 class _StartupTracebackFilter(logging.Filter):

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 
 from argoplug.protocol import DEFAULT_PORT, DEFAULT_TOKEN_FILE
 
-__all__ = ["serve"]
+__all__ = ["EXIT_CANNOT_LISTEN", "serve"]
+
+EXIT_CANNOT_LISTEN = 3  # the port is taken (or the host is not this machine's): nothing was started
 
 
 def _serve_parser() -> argparse.ArgumentParser:
@@ -92,12 +94,13 @@ def serve(argv: Sequence[str]) -> int:
 
     The plugins' packages are registered for the server hooks (`argoplug.hookspecs`). 2 for bad options,
     an unknown plugin, two plugins claiming one key or a package's bad hook implementation (the message
-    says which, on stderr); 1 when a startup hook raised (the server logged the package and the error).
+    says which, on stderr); 1 when a startup hook raised (the server logged the package and the error);
+    3 (EXIT_CANNOT_LISTEN) when the port cannot be bound, one line on stderr, before anything starts.
     """
     options = _serve_parser().parse_args(list(argv))
     from argoplug.hooks import HookError, plugin_manager
     from argoplug.registry import PluginLoadError, load
-    from argoplug.server import ServerSettings, configure_logging
+    from argoplug.server import ListenError, ServerSettings, configure_logging
     from argoplug.server import serve as run_server
 
     try:
@@ -119,4 +122,7 @@ def serve(argv: Sequence[str]) -> int:
         run_server(loaded.plugins, host=options.host, port=options.port, settings=settings, hooks=hooks)
     except HookError:
         return 1  # a startup hook raised: logged by the server, with the package's name and the traceback
+    except ListenError as exc:
+        print(f"argoplug serve: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_LISTEN
     return 0
