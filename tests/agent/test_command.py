@@ -255,3 +255,58 @@ def test_a_template_nobody_takes_names_the_key_asked_and_the_keys_served(tmp_pat
     assert failed.returncode == 1
     assert "no plugin executed the template (plugin key 'ecoh' asked; argoplug serve serves " in failed.stdout
     assert "echo" in failed.stdout.split("plugin key 'ecoh' asked", 1)[1].splitlines()[0]
+
+
+def _started_run(path: Path) -> tuple[subprocess.Popen[str], list[str]]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "argoplug", "run", str(path), "--plugin", PLUGINS],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if "stoppable Running" in line:
+            break
+    return process, lines
+
+
+STOPPABLE = (
+    "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: stoppable}\n"
+    "spec:\n  entrypoint: main\n  onExit: bye\n  templates:\n"
+    "    - name: main\n      suspend: {duration: '60'}\n"
+    "    - name: bye\n      plugin: {echo: {status: '{{workflow.status}}'}}\n"
+)
+
+
+def test_ctrl_c_stops_as_argo_stop_does_and_runs_the_exit_handler(tmp_path):
+    import signal
+
+    path = tmp_path / "stoppable.yaml"
+    path.write_text(STOPPABLE)
+    process, lines = _started_run(path)
+    process.send_signal(signal.SIGINT)
+    rest = process.communicate(timeout=30)[0]
+    output = "".join(lines) + rest
+    assert process.returncode == 1, output
+    assert "Stopping as argo stop does" in output
+    assert "Stopped with strategy 'Stop'" in output  # the node's and the workflow's message
+    assert "stoppable.onExit" in output and "status:" in output and "Failed" in output.split("status:")[-1]
+
+
+def test_a_second_ctrl_c_interrupts_without_the_exit_handler(tmp_path):
+    import signal
+    import time
+
+    path = tmp_path / "stoppable.yaml"
+    path.write_text(
+        STOPPABLE.replace("plugin: {echo: {status: '{{workflow.status}}'}}", "suspend: {duration: '60'}")
+    )
+    process, lines = _started_run(path)
+    process.send_signal(signal.SIGINT)
+    time.sleep(1.0)  # the exit handler (a 60 s suspend) is running
+    process.send_signal(signal.SIGINT)
+    rest = process.communicate(timeout=30)[0]
+    assert process.returncode == 130, "".join(lines) + rest

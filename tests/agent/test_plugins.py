@@ -242,8 +242,8 @@ def test_a_plugin_answering_404_for_foreign_keys_is_disabled_for_the_rest_of_the
             "first": ("Succeeded", "good done"),
             "second": (
                 "Failed",
-                "no plugin executed the template (plugin key 'bad' asked; bad (404-foreign) answered 404 (not "
-                "asked any more); good (good) answered {} (its keys are not known))",
+                "no plugin executed the template (plugin key 'bad' asked; bad (404-foreign) answered 404 "
+                "(not asked any more); good (good) answered {} (its keys are not known))",
             ),
         }
         assert bad.calls == ["good"]

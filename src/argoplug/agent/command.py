@@ -450,8 +450,25 @@ def _run_workflow(
                 pods=pods,
             )
             engine_slot.append(engine)
-            with progress.showing(engine.status):
-                return await engine.run()
+            loop = asyncio.get_running_loop()
+
+            def stop_on_interrupt() -> None:
+                # The first Ctrl-C stops the workflow as `argo stop` does, its exit handler still run; the
+                # second one (Python's own handler again) interrupts at once.
+                loop.remove_signal_handler(signal.SIGINT)
+                engine.stop()
+                console.print(
+                    "Stopping as argo stop does: the running nodes fail, the exit handler runs "
+                    "(Ctrl-C again to interrupt at once)",
+                    markup=False,
+                )
+
+            loop.add_signal_handler(signal.SIGINT, stop_on_interrupt)
+            try:
+                with progress.showing(engine.status):
+                    return await engine.run()
+            finally:
+                loop.remove_signal_handler(signal.SIGINT)
 
     slot: list[Engine] = []
     try:

@@ -34,6 +34,9 @@ _WORKFLOW_PHASE = {
 }
 
 
+STOP_MESSAGE = "Stopped with strategy 'Stop'"  # operator.go, `argo stop` (ShutdownStrategyStop)
+
+
 class Engine:
     """Run one workflow: `await Engine(workflow, client).run()` returns its final `WorkflowStatus`.
 
@@ -74,6 +77,19 @@ class Engine:
             on_change=on_change, configmaps=configmaps, pods=pods,
         )  # fmt: skip
         self._recorder = self._calls.recorder
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Stop the workflow as `argo stop` does (shutdown strategy `Stop`): the nodes still running fail
+        with `Stopped with strategy 'Stop'`, the workflow fails with it, and the exit handler still runs
+        (`workflow/controller/operator.go`). Call it on the loop running `run`; a second call does nothing.
+        """
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether `stop` was called."""
+        return self._stopping.is_set()
 
     async def run(self) -> WorkflowStatus:
         """Run the entrypoint with the workflow's arguments, then the exit handler; return the status."""
@@ -83,21 +99,24 @@ class Engine:
         root = asyncio.ensure_future(self._calls.execute(self.workflow.name, entry, self.workflow.local))
         deadline = self.workflow.active_deadline_seconds
         timer = asyncio.ensure_future(self._sleep(deadline / self.speed)) if deadline is not None else None
+        stopper = asyncio.ensure_future(self._stopping.wait())
         try:
             await asyncio.wait(
-                [f for f in (root, timer) if f is not None], return_when=asyncio.FIRST_COMPLETED
+                [f for f in (root, timer, stopper) if f is not None], return_when=asyncio.FIRST_COMPLETED
             )
         except asyncio.CancelledError:
-            await cancel(root, timer)
+            await cancel(root, timer, stopper)
             self._recorder.stop("Stopped: argoplug run was interrupted")
             raise
-        await cancel(timer)
+        await cancel(timer, stopper)
         if not root.done():
             await cancel(root)
-            self._recorder.fail_unfinished(DEADLINE_MESSAGE)
+            self._recorder.fail_unfinished(STOP_MESSAGE if self.stopping else DEADLINE_MESSAGE)
         node = self.status.root
         phase = _WORKFLOW_PHASE.get(node.phase, NodePhase.ERROR) if node is not None else NodePhase.ERROR
         message = node.message if node is not None else "the entrypoint did not start"
+        if self.stopping and phase.failed_or_error:
+            message = STOP_MESSAGE  # markWorkflowPhase: the shutdown strategy names the workflow's failure
         exit_node = None
         hook = exit_hook(self.workflow.spec)
         if hook is not None:
