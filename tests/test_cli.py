@@ -243,3 +243,13 @@ def test_serve_help_and_the_typer_passthrough_show_the_same_options() -> None:
 
     passed_on = CliRunner().invoke(app, ["serve", "--port", "not-a-port"])
     assert passed_on.exit_code == 2
+
+
+def test_version_states_the_bundled_argo_schema() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "argoplug", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0
+    assert done.stdout.startswith(
+        "argoplug 0.1.0; workflows validated against the schema of Argo Workflows v4.1.0"
+    )

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
 
-__all__ = ["describe_value", "go_scalar_string", "schema_findings", "schema_problems"]
+__all__ = ["ARGO_SCHEMA", "describe_value", "go_scalar_string", "schema_findings", "schema_problems"]
+
+# Where the bundled schema (argoplug/data/workflow-jsonschema.json) comes from: equal to this file of Argo.
+ARGO_SCHEMA = (
+    "Argo Workflows v4.1.0-rc2+80 (argoproj/argo-workflows api/jsonschema/schema.json at commit f016ad89, "
+    "2026-08-21)"
+)
 
 _SCHEMA_PREFIX = "io.argoproj.workflow.v1alpha1."
 

@@ -26,6 +26,30 @@ app = typer.Typer(
 app.command("run")(run_command)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from argoplug import __version__
+        from argoplug.agent.schema import ARGO_SCHEMA
+
+        typer.echo(f"argoplug {__version__}; workflows validated against the schema of {ARGO_SCHEMA}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and the Argo schema's.",
+        ),
+    ] = False,
+) -> None:
+    """Argo Workflows executor plugins: serve them as a sidecar, run workflows locally, call a plugin."""
+
+
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False
 )
@@ -99,11 +123,22 @@ def build(
             "`argo executor-plugin build DIR` does.",
         ),
     ] = None,
+    no_wheels: Annotated[
+        bool,
+        typer.Option(
+            "--no-wheels",
+            help="Do not build the wheels the image installs (argoplug's, the plugin packages' and their "
+            "dependencies', with pip wheel) into DIR/wheels/: put them there yourself.",
+        ),
+    ] = False,
 ) -> None:
-    """Write the ConfigMap, RBAC, IAM policies, Dockerfile and kustomization of a bundle of plugins."""
+    """Write the ConfigMap, RBAC, IAM policies, Dockerfile, kustomization and wheels of a plugin bundle."""
 
     def warn(text: str) -> None:
         typer.echo(f"argoplug build: warning: {text}", err=True)
+
+    def say(text: str) -> None:
+        typer.echo(f"argoplug build: {text}", err=True)
 
     if argo is not None:
         from argoplug.build.argo import ArgoBuildError, build_folder
@@ -115,10 +150,14 @@ def build(
             raise typer.Exit(1) from None
     else:
         from argoplug.build.bundle import BundleError
+        from argoplug.build.wheels import WheelBuildError
         from argoplug.build.writer import build_bundle
 
         try:
-            written = build_bundle(bundle_file, output, warn=warn)
+            written = build_bundle(bundle_file, output, warn=warn, wheels=not no_wheels, say=say)
+        except WheelBuildError as exc:
+            typer.echo(f"argoplug build: {exc}", err=True)
+            raise typer.Exit(1) from None
         except BundleError as exc:
             typer.echo(f"argoplug build: {exc}", err=True)
             raise typer.Exit(2) from None
