@@ -310,3 +310,28 @@ def test_a_second_ctrl_c_interrupts_without_the_exit_handler(tmp_path):
     process.send_signal(signal.SIGINT)
     rest = process.communicate(timeout=30)[0]
     assert process.returncode == 130, "".join(lines) + rest
+
+
+def test_a_failed_runs_logs_are_kept_in_one_folder_per_user_and_old_ones_removed(tmp_path):
+    import re
+    import tempfile
+    import time
+
+    base = Path(tempfile.gettempdir()) / f"argoplug-runs-{os.getuid()}"
+    base.mkdir(mode=0o700, exist_ok=True)
+    old = base / "run-from-last-month"
+    old.mkdir(exist_ok=True)
+    month_ago = time.time() - 30 * 24 * 3600
+    os.utime(old, (month_ago, month_ago))
+    workflow = tmp_path / "fails.yaml"
+    workflow.write_text(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: fails}\nspec:\n"
+        "  entrypoint: main\n  templates:\n    - {name: main, plugin: {fail: {message: no}}}\n"
+    )
+    failed = argoplug("run", workflow, "--plugin", PLUGINS)
+    assert failed.returncode == 1
+    log = re.search(r"The log of .*?: (\S+)", failed.stdout)
+    assert log is not None, failed.stdout
+    assert Path(log.group(1)).is_relative_to(base) and Path(log.group(1)).exists()
+    assert not old.exists()
+    assert (base.stat().st_mode & 0o777) == 0o700

@@ -297,7 +297,7 @@ def _run(
             # web identity: every AWS_* variable of ours is removed, then the sandbox's set.
             env.update({name: None for name in os.environ if name.startswith("AWS_")})
             env.update(_enter_sandbox(stack, aws_sandbox, console, errors))
-        workdir = Path(tempfile.mkdtemp(prefix="argoplug-run-"))
+        workdir = _run_folder()
         own_plugins = list(workflow.spec.get("executorPlugins") or [])
         failed_agent = None
         if own_plugins and not options.workflow_level_plugins:
@@ -342,6 +342,30 @@ def _no_pods(name: str, template: object) -> str:
         "argoplug run has no pods: give --local-containers (run its command here) or --container-outputs "
         "FILE (its canned results)"
     )
+
+
+RUN_FOLDERS_KEPT = 7 * 24 * 3600  # seconds the folder of a run that did not succeed (its logs) is kept
+
+
+def _run_folder() -> Path:
+    """A new folder for a run's sidecar logs, under one folder per user (`$TMPDIR/argoplug-runs-<uid>`,
+    mode 0700); the folders of earlier runs older than RUN_FOLDERS_KEPT are removed first. A folder of
+    that name that is not this user's own directory is not used (a plain temporary folder instead)."""
+    import stat
+    import time
+
+    base = Path(tempfile.gettempdir()) / f"argoplug-runs-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        base.mkdir(mode=0o700)
+    found = os.lstat(base)
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid():
+        return Path(tempfile.mkdtemp(prefix="argoplug-run-"))
+    horizon = time.time() - RUN_FOLDERS_KEPT
+    for old in base.glob("run-*"):
+        with contextlib.suppress(OSError):
+            if old.stat().st_mtime < horizon:
+                shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix="run-", dir=base))
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -264,7 +264,7 @@ class PluginSidecars:
     def _tell(self, *, url: str, token: str, log: Path, notes: Sequence[str]) -> None:
         self.say(f"  listening on: {url}")
         self.say(f"  token file: {token}")
-        self.say(f"  log: {log} (removed after a run that Succeeded)")
+        self.say(f"  log: {log} (removed after a run that Succeeded, else kept for 7 days)")
         for note in notes:
             self.say(f"  {note}")
 
