@@ -226,6 +226,25 @@ def test_a_pipeline_in_another_account_fails_saying_so(server: LiveServer) -> No
         in by_arn["node"]["message"]
     )
     assert outputs(by_arn)["execution-arn"] == ""  # the final reply still names every output
+    assert "set role_arn to a role in account 100000000002" in by_arn["node"]["message"]
+
+
+def test_under_the_awf_aws_key_another_account_is_not_fixed_by_a_role_arn_it_has_not(
+    server: LiveServer,
+) -> None:
+    block = {
+        "awf-aws-plugin": {
+            "service": "amazon_sagemaker_pipelines",
+            "action": "validate",
+            "account_id": "100000000009",
+            "region_name": REGION,
+            "pipeline_name": "MyPipeline",
+        }
+    }
+    message = server.execute(block, uid="awf-other-account")["node"]["message"]
+    assert "not in account_id 100000000009: give the sidecar credentials of account 100000000009" in message
+    assert "the awf-aws-plugin key has no role_arn" in message
+    assert "set role_arn" not in message
 
 
 def test_an_unquoted_account_id_is_read_as_twelve_digits(server: LiveServer) -> None:

@@ -48,6 +48,9 @@ _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 
 
+AWF_AWS_KEY = "awf-aws-plugin"  # the published awf-aws plugin's key, served by the SageMaker plugin
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class AwsTarget:
     """Where a task's AWS calls go: the region (None: the sidecar's), a role to assume first, and the STS
@@ -56,10 +59,13 @@ class AwsTarget:
     region: str | None
     role_arn: str | None
     session_name: str
+    # Whether the task's block may name a role_arn: not under the awf-aws key, whose blocks have none.
+    can_assume: bool = True
 
     @classmethod
     def of(cls, task: Task, *, region: str = "", role_arn: str = "") -> AwsTarget:
-        return cls(region or None, role_arn or None, aws.session_name(task.workflow_name, task.namespace))
+        session = aws.session_name(task.workflow_name, task.namespace)
+        return cls(region or None, role_arn or None, session, task.plugin_key != AWF_AWS_KEY)
 
     def client(self, service: str, **options: Any) -> Any:
         """A cached boto3 client for `service` (`argoplug.aws.client`; `options`: e.g. `read_timeout`)."""
@@ -109,11 +115,18 @@ def common_problems(
     return problems
 
 
-def _account_problem(expected: str, found: str, subject: str, source: str) -> str:
-    """The message of a resource (or caller) in another account than the block's `account_id`."""
+def _account_problem(expected: str, found: str, subject: str, source: str, can_assume: bool) -> str:
+    """The message of a resource (or caller) in another account than the block's `account_id`; the fix
+    it advises is one the block's plugin key offers (the awf-aws key has no role_arn)."""
+    fix = (
+        f"set role_arn to a role in account {expected}"
+        if can_assume
+        else f"give the sidecar credentials of account {expected} (e.g. its ServiceAccount's IAM role; the "
+        f"{AWF_AWS_KEY} key has no role_arn: the sagemaker-pipelines key has)"
+    )
     return (
-        f"{subject} is in AWS account {found} ({source}), not in account_id {expected}: "
-        f"set role_arn to a role in account {expected}, or correct account_id"
+        f"{subject} is in AWS account {found} ({source}), not in account_id {expected}: {fix}, or correct "
+        "account_id"
     )
 
 
@@ -133,7 +146,7 @@ def check_account(account_id: str | int, target: AwsTarget, subject: str, arn_ac
         source = "the account of the sidecar's AWS credentials (STS GetCallerIdentity"
         source += f" after assuming {target.role_arn})" if target.role_arn else ")"
     if found != expected:
-        raise PermanentError(_account_problem(expected, found, subject, source))
+        raise PermanentError(_account_problem(expected, found, subject, source, target.can_assume))
     return found
 
 

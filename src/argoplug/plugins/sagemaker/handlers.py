@@ -16,7 +16,7 @@ from typing import Any
 from argoplug import aws
 from argoplug.jobs import JobTracker
 from argoplug.plugin import PermanentError, Plugin, Result, Task
-from argoplug.plugins.aws_common import AwsTarget, check_account, with_outputs
+from argoplug.plugins.aws_common import AWF_AWS_KEY, AwsTarget, check_account, with_outputs
 from argoplug.plugins.sagemaker.args import (
     PIPELINE_ARN,
     AwfAwsArgs,
@@ -55,7 +55,6 @@ __all__ = [
 log = logging.getLogger("argoplug.plugins.sagemaker")
 
 KEY = "sagemaker-pipelines"
-AWF_AWS_KEY = "awf-aws-plugin"
 
 
 def _failure_outputs(block: Any, default_action: str | None) -> Mapping[str, Any]:
@@ -160,7 +159,7 @@ def _run(task: Task, args: SageMakerArgs) -> Result:
     budget = Budget(runtime.clock)
     target = Target.of(task, args)
     with aws.translated_errors():
-        _check_account(args, target)
+        _check_account(args, target, task)
         if args.action == "validate":
             return _validate(args, target)
         job: ExecutionJob | StopJob
@@ -187,11 +186,11 @@ def _empty_outputs(action: Any) -> Mapping[str, Any]:
     return _EMPTY_OUTPUTS.get(action, _EMPTY_ANY) if isinstance(action, str) else _EMPTY_ANY
 
 
-def _check_account(args: SageMakerArgs, target: Target) -> None:
+def _check_account(args: SageMakerArgs, target: Target, task: Task) -> None:
     """Raise PermanentError when the pipeline (or the caller) is not in `account_id` (`check_account`)."""
     subject = args.execution_arn if args.action == "stop" else args.pipeline
     arn = PIPELINE_ARN.match(subject)
-    where = AwsTarget(target.region, target.role_arn, target.session_name)
+    where = AwsTarget(target.region, target.role_arn, target.session_name, task.plugin_key != AWF_AWS_KEY)
     check_account(args.account_id, where, subject, arn.group("account") if arn else "")
 
 
