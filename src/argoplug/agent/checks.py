@@ -136,6 +136,8 @@ class _Checker:
         self.warnings: list[str] = []
         self._seen: set[tuple[str, str]] = set()
         self._chain: list[str] = []  # the calls (`templates.main.steps[0].a`) that led to the template
+        # `steps.<name>.` / `tasks.<name>.` of calls whose template did not resolve (reported once)
+        self._unknown_results: set[str] = set()
 
     def run(self) -> None:
         spec = self.workflow.spec
@@ -308,6 +310,8 @@ class _Checker:
 
     def _resolve(self, where: str, value: Any, scope: set[str]) -> None:
         for tag in unresolved(value, scope):
+            if tag.startswith(tuple(self._unknown_results)):
+                continue  # the results of a step or task whose template could not be resolved
             self.problems.append(f"{where}: failed to resolve {{{{{tag}}}}}{_hint(tag, scope)}")
 
     def _call(
@@ -421,7 +425,9 @@ class _Checker:
                 names.add(step_name)
                 target = self._call(at, step, templates)
                 own: set[str] = set()
-                if target is not None:
+                if target is None:  # already a problem: what refers to its results is not one more
+                    self._unknown_results.add(f"steps.{step_name}.")
+                else:
                     looped = any(step.get(f) not in (None, "", []) for f in _LOOPS)
                     own = _result_keys(f"steps.{step_name}", target[1], looped=looped)
                     added |= own
@@ -467,7 +473,9 @@ class _Checker:
         results: dict[str, set[str]] = {}
         for task_name, task in tasks.items():
             target = self._call(f"{where}.tasks.{task_name}", task, templates)
-            if target is not None:
+            if target is None:  # already a problem: what refers to its results is not one more
+                self._unknown_results.add(f"tasks.{task_name}.")
+            else:
                 looped = any(task.get(f) not in (None, "", []) for f in _LOOPS)
                 results[task_name] = _result_keys(f"tasks.{task_name}", target[1], looped=looped)
         for task_name, task in tasks.items():
