@@ -297,3 +297,26 @@ def test_template_refs_resolve_among_the_templates_loaded_with_the_workflow(tmp_
         workflow.resolve({"templateRef": {"name": "elsewhere", "template": "t"}})
     with pytest.raises(WorkflowError, match="templateRef needs both `name`"):
         workflow.resolve({"templateRef": {"name": "lib"}})
+
+
+def test_fields_argo_v4_removed_and_near_misses_get_a_did_you_mean() -> None:
+    from argoplug.agent.schema import schema_findings
+
+    cron = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "CronWorkflow",
+        "metadata": {"name": "old"},
+        "spec": {
+            "schedule": "* * * * *",
+            "workflowSpec": {
+                "entrypoint": "main",
+                "templates": [{"name": "main", "suspend": {}, "sussspend": {}}],
+            },
+        },
+    }
+    problems, unknown = schema_findings("CronWorkflow", cron)
+    assert (
+        "$.spec: missing required field `schedules` (`schedule` was replaced by `schedules` (a list) since "
+        "Argo v4.0: `argo convert` rewrites it)"
+    ) in problems
+    assert any("did you mean `suspend` for `sussspend`?" in line for line in unknown), unknown

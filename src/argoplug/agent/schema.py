@@ -130,6 +130,31 @@ def go_scalar_string(value: bool | int | float) -> str:
     return format(decimal.Decimal(repr(number)).normalize(), "f")
 
 
+# Fields Argo v4.0 removed, and what replaced them (docs/deprecations.md, "Removed features"; `argo convert`
+# rewrites the first three).
+_REMOVED = {
+    "schedule": "`schedules` (a list) since Argo v4.0: `argo convert` rewrites it",
+    "mutex": "`mutexes` (a list) since Argo v4.0: `argo convert` rewrites it",
+    "semaphore": "`semaphores` (a list) since Argo v4.0: `argo convert` rewrites it",
+    "podPriority": "`podPriorityClassName` (a PriorityClass) since Argo v4.0",
+}
+
+
+def _did_you_mean(extra: Sequence[str], known: set[str]) -> str:
+    """The replacements of removed fields, and the nearest known name of the others (difflib)."""
+    import difflib
+
+    hints = []
+    for name in extra:
+        if name in _REMOVED:
+            hints.append(f"`{name}` was replaced by {_REMOVED[name]}")
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+        if close:
+            hints.append(f"did you mean `{close[0]}` for `{name}`?")
+    return "; ".join(hints) + "; " if hints else ""
+
+
 def _problem(body: dict[str, Any], error: Any) -> str:
     path = error.json_path
     where = path + _template_hint(body, list(error.absolute_path))
@@ -139,12 +164,19 @@ def _problem(body: dict[str, Any], error: Any) -> str:
         fields = ", ".join(f"`{k}`" for k in extra)
         lint = ", ".join(f'json: unknown field "{k}"' for k in extra)
         return (
-            f"{where}: unknown field {fields} (expected one of: {', '.join(sorted(known))}); a cluster's "
-            f"controller ignores it, `argo lint` and `argo submit` refuse it ({lint})"
+            f"{where}: unknown field {fields} ({_did_you_mean(extra, known)}expected one of: "
+            f"{', '.join(sorted(known))}); a cluster's controller ignores it, `argo lint` and `argo submit` "
+            f"refuse it ({lint})"
         )
     if error.validator == "required":
         missing = [k for k in error.validator_value if k not in error.instance]
-        return f"{where}: missing required field " + ", ".join(f"`{k}`" for k in missing)
+        renamed = [
+            f"`{old}` was replaced by {new}"
+            for old, new in _REMOVED.items()
+            if old in error.instance and any(new.startswith(f"`{k}`") for k in missing)
+        ]
+        hint = f" ({'; '.join(renamed)})" if renamed else ""
+        return f"{where}: missing required field " + ", ".join(f"`{k}`" for k in missing) + hint
     if error.validator == "type":
         return f"{where}: expected {_type_name(error.validator_value)}, got {describe_value(error.instance)}"
     if error.validator == "const":
