@@ -1,24 +1,27 @@
-"""`argoplug init` (argoplug.scaffold): the files written, the names refused, and a generated package whose
-own tests pass in a fresh virtualenv where it is installed for real."""
+"""`argoplug init` (argoplug.scaffold): the files written, the names refused, the install command its README
+gives for each way argoplug may be installed, and a generated package installed by that command in a fresh
+virtualenv, its tests passing, then built by `argoplug build` into wheels that install offline and serve."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import os
-import site
+import re
 import subprocess
 import sys
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from argoplug import __version__
-from argoplug.scaffold import MAX_NAME_LENGTH, ScaffoldError, check_name, init_plugin
-from argoplug.testing import LiveServer
+from argoplug import __version__, scaffold
+from argoplug.build.wheels import Source
+from argoplug.scaffold import MAX_NAME_LENGTH, ScaffoldError, argoplug_requirement, check_name, init_plugin
+from argoplug.testing import LiveServer, Sidecar
 
 NAME = "scaffolded-echo"
 LONGEST = "a-" + "b" * (MAX_NAME_LENGTH - 2)
@@ -84,8 +87,10 @@ def test_bundle_readme_and_request(tmp_path: Path) -> None:
         "namespaces": ["argo"],
     }
     readme = (tmp_path / "README.md").read_text()
+    reference = argoplug_requirement()
+    install = f'pip install "{reference}" -e' if reference else "pip install -e"
     for line in (
-        'pip install -e ".[test]" && pytest',
+        f'    {install} ".[test]" && pytest\n',
         f"argoplug serve --plugin {NAME}",
         "argoplug call request.json",
         "argoplug build",
@@ -228,55 +233,171 @@ def test_the_generated_code_is_typed(tmp_path: Path) -> None:
     assert "no issues found in 2 source files" in done.stdout
 
 
-@pytest.mark.slow
-def test_the_generated_package_installs_and_its_tests_pass(tmp_path: Path) -> None:
-    package = tmp_path / NAME
-    init_plugin(NAME, package)
-    venv = tmp_path / "venv"
-    # This environment's packages (argoplug, pytest, pip, setuptools) are made visible to the venv, so
-    # nothing is fetched. Not by --system-site-packages: where this Python is itself a virtualenv (CI's),
-    # that reaches the base Python's packages instead. A .pth file adds this environment's site-packages,
-    # their .pth files (editable installs) included, in this interpreter's order.
-    done = run(sys.executable, "-m", "venv", "--without-pip", venv)
-    assert done.returncode == 0, done.stderr
-    python = venv / "bin" / "python"
-    purelib = run(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))").stdout.strip()
-    additions = "; ".join(f"site.addsitedir({path!r})" for path in site.getsitepackages())
-    (Path(purelib) / "argoplug_test_environment.pth").write_text(f"import site; {additions}\n")
+def install_block(readme: str) -> list[str]:
+    """The first block of commands under "## Install and test": what a user runs in a fresh folder."""
+    section = readme.split("\n## Install and test\n", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"(?:^    \S.*\n)+", section, re.MULTILINE)
+    assert block is not None, section
+    return [line.removeprefix("    ") for line in block.group(0).splitlines()]
 
-    can_build = run(
-        python,
-        "-c",
-        "import setuptools.command.bdist_wheel as b, sys; sys.exit(not hasattr(b, 'bdist_wheel'))",
-    )
-    if can_build.returncode != 0 and run(python, "-c", "import wheel.bdist_wheel").returncode != 0:
-        pytest.fail(
-            "this environment cannot build an editable install offline: it needs setuptools>=70.1 (or the "
-            "`wheel` package): pip install -e '.[dev]'"
-        )
 
-    done = run(
-        python,
-        "-m",
-        "pip",
-        "install",
-        "--no-deps",
-        "--no-build-isolation",
-        "--no-index",
-        "--quiet",
-        "-e",
-        package,
-        PIP_DISABLE_PIP_VERSION_CHECK="1",
+CHECKOUT = Source(
+    "argoplug",
+    "0.1.0",
+    "directory",
+    "argoplug @ file:///src/argo%20plug",
+    "/src/argo plug, an editable install",
+)
+
+
+@pytest.mark.parametrize(
+    ("source", "command", "said"),
+    [
+        (
+            CHECKOUT,
+            'pip install "argoplug @ file:///src/argo%20plug" -e ".[test]" && pytest',
+            "installed from /src/argo plug, an editable install: the command installs it from there",
+        ),
+        (
+            Source(
+                "argoplug",
+                "0.1.0",
+                "vcs",
+                "argoplug @ git+https://example.com/argoplug.git@abc123",
+                "git+https://example.com/argoplug.git@abc123",
+            ),
+            'pip install "argoplug @ git+https://example.com/argoplug.git@abc123" -e ".[test]" && pytest',
+            "installed from git+https://example.com/argoplug.git@abc123",
+        ),
+        (
+            Source("argoplug", "0.1.0", "index", "argoplug==0.1.0", "the package index"),
+            'pip install -e ".[test]" && pytest',
+            "argoplug comes from your package index, as `argoplug>=0.1.0`",
+        ),
+    ],
+    ids=["checkout", "vcs", "index"],
+)
+def test_the_readme_installs_argoplug_from_where_it_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: Source, command: str, said: str
+) -> None:
+    monkeypatch.setattr(scaffold, "install_source", lambda name: source)
+    init_plugin(NAME, tmp_path)
+    readme = (tmp_path / "README.md").read_text()
+    assert install_block(readme) == ["python3 -m venv .venv && . .venv/bin/activate", command]
+    assert said in " ".join(readme.split())
+    assert "pypi.org" not in readme
+    # The package's own dependency stays a plain one: its wheel must install from `argoplug build`'s
+    # wheels/, offline, and in the image, where no checkout is.
+    project = tomllib.loads((tmp_path / "pyproject.toml").read_text())
+    assert project["project"]["dependencies"] == [f"argoplug>={__version__}"]
+
+
+def test_an_argoplug_installed_from_a_folder_now_gone_is_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = Source(
+        "argoplug", "0.1.0", "directory", "argoplug @ file:///gone", "/gone", path=tmp_path / "gone"
     )
+    monkeypatch.setattr(scaffold, "install_source", lambda name: gone)
+    assert argoplug_requirement(gone) is None
+    init_plugin(NAME, tmp_path / "new")
+    readme = (tmp_path / "new" / "README.md").read_text()
+    assert install_block(readme)[1] == 'pip install -e ".[test]" && pytest'
+    assert "which is gone: first install argoplug from its source" in " ".join(readme.split())
+
+
+def fresh_env(**changes: str) -> dict[str, str]:
+    """This environment as a new shell would have it: no virtualenv active, this Python's folder first on
+    PATH (so `python3` is the Python under test), pytest's and PYTHONPATH left out."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PYTEST_") and k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
+    }
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.update(changes)
+    return env
+
+
+def shell(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-euc", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+    )
+
+
+@pytest.fixture(scope="module")
+def installed(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Path, subprocess.CompletedProcess[str]]]:
+    """`argoplug init demo`, then its README's install-and-test commands in a fresh shell and virtualenv,
+    with the package index pip is configured with: the package folder and what the commands did."""
+    root = tmp_path_factory.mktemp("journey")
+    done = run(sys.executable, "-m", "argoplug", "init", "demo", cwd=root)
     assert done.returncode == 0, done.stdout + done.stderr
+    package = root / "demo"
+    commands = install_block((package / "README.md").read_text())
+    yield package, shell("\n".join(commands), package, fresh_env())
 
-    done = run(python, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=package)
+
+@pytest.mark.slow
+def test_the_readme_commands_install_the_package_in_a_fresh_virtualenv_and_its_tests_pass(
+    installed: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    package, done = installed
     assert done.returncode == 0, done.stdout + done.stderr
     assert "6 passed" in done.stdout, done.stdout
+    listed = shell(". .venv/bin/activate && argoplug plugins", package, fresh_env(COLUMNS="200"))
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:] if line.strip()}
+    assert "demo 0.1.0" in rows.get("demo", ""), listed.stdout
+    assert "sagemaker-pipelines" in rows, listed.stdout
 
-    done = run(python, "-m", "argoplug", "plugins", COLUMNS="200")
+
+@pytest.mark.slow
+def test_argoplug_builds_wheels_that_install_offline_into_a_fresh_virtualenv_and_serve(
+    installed: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    package, done = installed
     assert done.returncode == 0, done.stdout + done.stderr
-    rows = {line.split()[0]: line for line in done.stdout.splitlines()[1:] if line.strip()}
-    assert NAME in rows, done.stdout
-    assert "sagemaker-pipelines" in rows, done.stdout
-    assert f"{NAME} 0.1.0" in rows[NAME], done.stdout
+    # The README's `argoplug build`, in the package's virtualenv: the wheels come with the manifests.
+    built = shell(". .venv/bin/activate && argoplug build", package, fresh_env())
+    assert built.returncode == 0, built.stdout + built.stderr
+    out = package / "build"
+    wheels = sorted(path.name for path in (out / "wheels").glob("*.whl"))
+    assert [name for name in wheels if name.startswith(("argoplug-", "demo-"))] == [
+        "argoplug-0.1.0-py3-none-any.whl",
+        "demo-0.1.0-py3-none-any.whl",
+    ]
+    assert "build/wheels/demo-0.1.0-py3-none-any.whl created" in built.stdout.splitlines()
+    said = " ".join(built.stderr.split())
+    assert f"built the wheels of argoplug 0.1.0 (from {Path(scaffold.__file__).parents[2]}" in said, said
+    assert f"demo 0.1.0 (from {package}, an editable install) and " in said, said
+    assert not (out / "lib").exists()  # setuptools did not build in the package's build/ (the output)
+
+    # A fresh virtualenv, no index and no pip configuration: only wheels/.
+    venv = tmp_path / "offline"
+    assert run(sys.executable, "-m", "venv", venv).returncode == 0
+    python = venv / "bin" / "python"
+    offline = {"PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env = {k: v for k, v in fresh_env(**offline).items() if not (k.startswith("PIP_") and k not in offline)}
+    pip = [python, "-m", "pip", "install", "--no-index", "--find-links", out / "wheels", "demo"]
+    done = subprocess.run(pip, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    where = subprocess.run(
+        [python, "-c", "import argoplug, demo; print(argoplug.__file__); print(demo.__file__)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert where.returncode == 0, where.stderr
+    assert all(Path(line).is_relative_to(venv) for line in where.stdout.split()), where.stdout
+
+    sidecar = Sidecar(["demo"], env={"PYTHONPATH": None, "VIRTUAL_ENV": None})
+    sidecar.command[0] = str(python)
+    with sidecar:
+        assert sidecar.plugin_keys == ("demo",)
+        reply = sidecar.post(json.loads((package / "request.json").read_text()))
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["node"]["phase"] == "Succeeded"

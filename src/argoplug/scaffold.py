@@ -11,12 +11,14 @@ import re
 import shutil
 import string
 import sys
+import textwrap
 from pathlib import Path
 
 from argoplug import __version__
 from argoplug.build.bundle import EXECUTOR_PLUGIN_SUFFIX, MAX_NAME_LENGTH
+from argoplug.build.wheels import Source, install_source
 
-__all__ = ["MAX_NAME_LENGTH", "ScaffoldError", "check_name", "init_plugin"]
+__all__ = ["MAX_NAME_LENGTH", "ScaffoldError", "argoplug_requirement", "check_name", "init_plugin"]
 
 # The name becomes the Kubernetes object and container name `<name>-executor-plugin`: a DNS-1123 label.
 _NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
@@ -86,7 +88,9 @@ def check_name(name: str) -> None:
 def init_plugin(name: str, directory: Path | None = None) -> list[Path]:
     """Write a new plugin package `name` into `directory` (default `./<name>`) and list its files.
 
-    Writes `pyproject.toml` (setuptools; entry point `argoplug.plugins`), `README.md`, `argoplug.yaml`
+    Writes `pyproject.toml` (setuptools; entry point `argoplug.plugins`; depends on `argoplug>=` this
+    release), `README.md` (its install command installs argoplug from where this one was installed from,
+    see `argoplug_requirement`), `argoplug.yaml`
     (the bundle `argoplug build` reads), `request.json` (a request for `argoplug call`), `.gitignore`,
     `src/<package>/__init__.py` (a working plugin to change), `src/<package>/py.typed` and
     `tests/test_<package>.py` (the plugin through a live server), creating folders as needed. Returns
@@ -136,14 +140,62 @@ def _module_name(name: str) -> str:
     return name.replace("-", "_")
 
 
+def argoplug_requirement(source: Source | None = None) -> str | None:
+    """The PEP 508 direct reference that installs the argoplug running here again, or None.
+
+    From its `direct_url.json` (`install_source`): `argoplug @ file:///path/to/checkout` for a source
+    folder (editable or not), `argoplug @ git+URL@commit` for a VCS install, `argoplug @ URL` for an
+    archive. None when it came from a package index (the plain dependency `argoplug>=X` then resolves)
+    or from a folder or file that no longer exists.
+    """
+    source = install_source("argoplug") if source is None else source
+    if source.missing() is not None:
+        return None
+    return source.reference
+
+
+def _install_texts(version: str) -> dict[str, str]:
+    """The README's install command and what it says of where argoplug comes from."""
+    source = install_source("argoplug")
+    reference = argoplug_requirement(source)
+    command = 'pip install -e ".[test]" && pytest'
+    if reference is not None:
+        command = f'pip install "{reference}" -e ".[test]" && pytest'
+        origin = _paragraph(
+            "argoplug is on no package index yet (`pip install -e .` alone finds no "
+            f"`argoplug>={version}` to install). The argoplug that wrote this package is installed from "
+            f"{source.where}: the command installs it from there, as `{reference}`. Where that is not at "
+            "hand (on another machine), give another argoplug source in its place, a checkout or a Git URL:"
+        )
+        origin += (
+            '\n\n    pip install /path/to/argoplug -e ".[test]" && pytest'
+            '\n    pip install "argoplug @ git+https://HOST/PATH/argoplug.git" -e ".[test]" && pytest'
+        )
+    elif source.kind == "index":
+        origin = f"argoplug comes from your package index, as `argoplug>={version}` (pyproject.toml)."
+    else:
+        origin = _paragraph(
+            "argoplug is on no package index yet, and the argoplug that wrote this package was installed "
+            f"from {source.where}, which is gone: first install argoplug from its source in the virtualenv "
+            "(`pip install /path/to/argoplug`), then run the command."
+        )
+    return {"install_command": command, "argoplug_origin": origin}
+
+
+def _paragraph(text: str) -> str:
+    return textwrap.fill(text, width=100, break_long_words=False, break_on_hyphens=False)
+
+
 def _render(name: str) -> dict[str, str]:
     """Map each file's path in the package to its text."""
     module = _module_name(name)
+    version = _release(__version__)
     values = {
         "name": name,
         "module": module,
-        "argoplug_version": _release(__version__),
+        "argoplug_version": version,
         "executor_plugin": name + EXECUTOR_PLUGIN_SUFFIX,
+        **_install_texts(version),
     }
     return {
         relative: string.Template(template).substitute(values)
@@ -177,6 +229,7 @@ version = "0.1.0"
 description = "An Argo Workflows executor plugin, served by argoplug."
 readme = "README.md"
 requires-python = ">=3.11"
+# Where argoplug is installed from: README.md, "Install and test".
 dependencies = ["argoplug>=$argoplug_version"]
 
 [project.optional-dependencies]
@@ -316,9 +369,9 @@ _README = """\
 # $name
 
 An [Argo Workflows executor plugin](https://argo-workflows.readthedocs.io/en/latest/executor_plugins/)
-built on [argoplug](https://pypi.org/project/argoplug/): plugin key `$name`. argoplug serves it as the
-HTTP sidecar of Argo's agent and handles the protocol (token, replies, errors as nodes); the plugin is
-the typed handler in `src/$module/__init__.py`. Change its arguments and its handler there.
+built on argoplug: plugin key `$name`. argoplug serves it as the HTTP sidecar of Argo's agent and
+handles the protocol (token, replies, errors as nodes); the plugin is the typed handler in
+`src/$module/__init__.py`. Change its arguments and its handler there.
 
 Use it from a workflow:
 
@@ -332,11 +385,15 @@ Use it from a workflow:
 
 Output parameter `text`: the message, repeated.
 
-## Test
+## Install and test
 
-The tests serve the plugin on loopback and call it over real sockets:
+In a fresh virtualenv (Python 3.11 or newer), install the package with argoplug and run its tests,
+which serve the plugin on loopback and call it over real sockets:
 
-    pip install -e ".[test]" && pytest
+    python3 -m venv .venv && . .venv/bin/activate
+    $install_command
+
+$argoplug_origin
 
 ## Run it locally
 
@@ -352,13 +409,16 @@ workflow locally through it.
 ## Build
 
 `argoplug.yaml` describes the executor plugin to build: its name (`$executor_plugin` in the cluster), the
-image, the port and the plugins it serves. Set `image` to your registry, then:
+image, the port and the plugins it serves. Set `image` to your registry, then, in the virtualenv:
 
     argoplug build
+    docker build -t ghcr.io/example/$name:0.1.0 build
 
-It writes into `build/` the image's Dockerfile and the manifests, listed in a kustomization: install
-them with `kubectl apply -k build` (see `build/README.md`). Argo's controller needs
-`ARGO_EXECUTOR_PLUGINS=true` to run executor plugins.
+`argoplug build` writes into `build/` the image's Dockerfile and the manifests, listed in a
+kustomization: install them with `kubectl apply -k build` (see `build/README.md`). Into `build/wheels/`
+it puts the wheels the image installs: this package's and argoplug's, built with `pip wheel` from where
+they are installed, and their dependencies' (from your package index); `--no-wheels` skips that. Argo's
+controller needs `ARGO_EXECUTOR_PLUGINS=true` to run executor plugins.
 """
 
 _BUNDLE = """\

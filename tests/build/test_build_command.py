@@ -59,7 +59,7 @@ def test_build_argo_reports_argos_message(tmp_path: Path) -> None:
 
 def test_build_of_the_sagemaker_bundle_writes_every_file(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    done = argoplug("build", ROOT / "examples" / "sagemaker" / "argoplug.yaml", "-o", out)
+    done = argoplug("build", ROOT / "examples" / "sagemaker" / "argoplug.yaml", "-o", out, "--no-wheels")
     assert done.returncode == 0, done.stderr
     written = {Path(line.removesuffix(" created")).name for line in done.stdout.splitlines()}
     assert {
@@ -79,7 +79,7 @@ def test_build_of_the_sagemaker_bundle_writes_every_file(tmp_path: Path) -> None
 def test_a_bad_bundle_names_the_field_and_writes_nothing(tmp_path: Path) -> None:
     bundle = tmp_path / "argoplug.yaml"
     bundle.write_text("name: demo\nimage: ghcr.io/x/demo:1\nplugins: [sagemaker-pipelines]\nport: 70000\n")
-    done = argoplug("build", bundle, "-o", tmp_path / "out")
+    done = argoplug("build", bundle, "-o", tmp_path / "out", "--no-wheels")
     assert done.returncode == 2
     assert "port: expected an integer from 1024 to 65535, got 70000" in done.stderr
     assert not (tmp_path / "out").exists()
@@ -88,7 +88,7 @@ def test_a_bad_bundle_names_the_field_and_writes_nothing(tmp_path: Path) -> None
 def test_binding_the_agent_role_to_default_is_warned_about(tmp_path: Path) -> None:
     bundle = tmp_path / "argoplug.yaml"
     bundle.write_text("name: demo\nimage: ghcr.io/x/demo:1\nplugins: [sagemaker-pipelines]\n")
-    done = argoplug("build", bundle, "-o", tmp_path / "out")
+    done = argoplug("build", bundle, "-o", tmp_path / "out", "--no-wheels")
     assert done.returncode == 0, done.stderr
     assert done.stderr.startswith("argoplug build: warning: agent-role.yaml binds the agent Role to service")
     assert "'default'" in done.stderr

@@ -26,8 +26,8 @@ __all__ = ["BASE_IMAGE", "WHEELS_DIR", "Requirements", "dockerfile_text", "requi
 
 BASE_IMAGE = "python:3.11-slim"
 # The folder of the build context (the bundle's output dir) holding the wheels of argoplug and of the
-# plugin packages (`pip wheel --no-deps -w wheels ...`), the only place the image installs them from; pip
-# also looks there for their dependencies before PyPI.
+# plugin packages (`argoplug build` puts them there, with their dependencies', unless --no-wheels), the only
+# place the image installs them from; pip also looks there for their dependencies before PyPI.
 WHEELS_DIR = "wheels"
 # The extra of argoplug a ready plugin needs, by the module its entry point names.
 _READY_PLUGIN_EXTRAS = {"argoplug.plugins.sagemaker": "aws"}
@@ -122,9 +122,8 @@ def dockerfile_text(bundle: Bundle, reqs: Requirements, contributed: Sequence[tu
     )
     mount = f"RUN --mount=type=bind,source={WHEELS_DIR},target=/tmp/wheels \\"
     lines += [
-        f"# argoplug and the plugin packages come from {WHEELS_DIR}/ only (pip wheel --no-deps -w "
-        f"{WHEELS_DIR} ...): were PyPI asked, a missing wheel would install whatever is published there "
-        "under that name.",
+        f"# argoplug and the plugin packages come from {WHEELS_DIR}/ only (argoplug build puts them there): "
+        "were PyPI asked, a missing wheel would install whatever is published there under that name.",
         mount,
         f"    pip install --no-cache-dir --no-index --no-deps --find-links /tmp/wheels {own} \\",
         f"    || {{ echo {_shell_quote(missing)} >&2; exit 1; }}",
@@ -153,8 +152,11 @@ def wheels_readme(reqs: Requirements) -> str:
         "from PyPI, so that a package published there under one of their names cannot slip in: `docker\n"
         "build` fails unless a wheel of each of these is here:\n\n"
         f"{needed}\n\n"
-        "E.g. `pip wheel --no-deps -w wheels /path/to/argoplug` (likewise for each plugin package, from its\n"
-        "source). Their dependencies come from PyPI, or from here when a wheel of one is here.\n"
+        "`argoplug build` puts them here, each built with `pip wheel` from where it is installed (a source\n"
+        "folder, a VCS commit, an archive or the package index), and the wheels of their dependencies too,\n"
+        "for the Python it runs on. With `--no-wheels` it does not: build them yourself, e.g.\n"
+        "`pip wheel -w wheels /path/to/argoplug /path/to/plugin-package`. The image takes their\n"
+        "dependencies from here when a wheel fits its Python, else from PyPI.\n"
     )
 
 

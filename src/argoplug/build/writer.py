@@ -1,9 +1,10 @@
 """`argoplug build` from a bundle file: load the plugins, gather the build hooks, render and write every file.
 
-The CLI calls `build_bundle(bundle_file, out_dir, warn=...)`, which returns the paths written and hands
-`warn` what the bundle allows that is risky. Every text is rendered, and every target checked, before
-anything is written, so a bad bundle, an unknown plugin, a failing hook or an output folder that cannot
-take the files leaves `out_dir` as it was.
+The CLI calls `build_bundle(bundle_file, out_dir, warn=..., wheels=..., say=...)`, which returns the paths
+written and hands `warn` what the bundle allows that is risky. Every text is rendered, every target checked
+and every wheel built (`argoplug.build.wheels`) before anything is written, so a bad bundle, an unknown
+plugin, a failing hook, a wheel pip cannot build or an output folder that cannot take the files leaves
+`out_dir` as it was.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from argoplug.build import argo
 from argoplug.build.bundle import Bundle, BundleError, bundle_warnings, load_bundle
 from argoplug.build.iam import OIDC_PLACEHOLDER, permissions_policy, policy_text, trust_policy
-from argoplug.build.image import WHEELS_DIR, dockerfile_text, requirements, wheels_readme
+from argoplug.build.image import WHEELS_DIR, Requirements, dockerfile_text, requirements, wheels_readme
 from argoplug.build.manifests import (
     agent_role_objects,
     checked_env,
@@ -34,6 +35,7 @@ from argoplug.build.manifests import (
     pod_spec_patch,
     service_account_objects,
 )
+from argoplug.build.wheels import build_wheels
 from argoplug.hooks import HookError, contributions, plugin_manager
 from argoplug.hookspecs import BuildContext
 from argoplug.registry import LoadedPlugins, PluginLoadError, load
@@ -46,27 +48,51 @@ __all__ = ["OPTIONAL_FILES", "Rendered", "build_bundle", "render_bundle", "write
 OPTIONAL_FILES = ("plugin-role.yaml", "iam-policy.json", "iam-trust-policy.json", "agent-pod-spec-patch.yaml")
 
 Rendered = dict[str, str]
+# What `write_files` writes: relative path → a text, or a file to copy there (a wheel).
+Contents = Mapping[str, str | Path]
 
 _log = logging.getLogger("argoplug.build")
 
 
 def build_bundle(
-    bundle_file: Path, out_dir: Path, *, warn: Callable[[str], None] | None = None
+    bundle_file: Path,
+    out_dir: Path,
+    *,
+    warn: Callable[[str], None] | None = None,
+    wheels: bool = False,
+    say: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """Build the install files of the bundle file `bundle_file` into `out_dir`; return the paths written.
 
     Writes `plugin.yaml`, `<name>-executor-plugin-configmap.yaml`, `service-account.yaml`,
     `agent-role.yaml`, `kustomization.yaml`, `Dockerfile`, `wheels/README.md`, `README.md`, and when the
     plugins call for them `plugin-role.yaml`, `iam-policy.json`, `iam-trust-policy.json` and
-    `agent-pod-spec-patch.yaml` (see `render_bundle`, and `write_files` for how). Then calls `warn` with
-    each of `bundle_warnings(bundle)` (what the bundle allows that is risky, one sentence each), or logs
-    them as warnings of logger `argoplug.build` when `warn` is None. Raises BundleError, with nothing
-    written, for a bad bundle (naming the field), an unknown plugin (listing those installed), a build
-    hook that raises or returns something wrong (naming the plugin package), or an output folder that
-    cannot take the files (naming the path).
+    `agent-pod-spec-patch.yaml` (see `render_bundle`, and `write_files` for how). With `wheels`, first
+    builds the wheels the Dockerfile installs, argoplug's, the plugin packages' and their dependencies'
+    (`wheels.build_wheels`: `pip wheel`, from where each was installed and the configured index), and
+    writes them into `wheels/` too, listed after the texts; `say` is told what is being built, then what
+    was (logged as info of logger `argoplug.build` when None). Then calls `warn` with each of
+    `bundle_warnings(bundle)` (what the bundle allows that is risky, one sentence each), or logs them as
+    warnings of logger `argoplug.build` when `warn` is None. Raises BundleError, with nothing written, for
+    a bad bundle (naming the field), an unknown plugin (listing those installed), a build hook that raises
+    or returns something wrong (naming the plugin package), an output folder that cannot take the files
+    (naming the path), or WheelBuildError for a wheel pip cannot build (naming the distribution and
+    ending with pip's last lines).
     """
     bundle = load_bundle(bundle_file)
-    written = write_files(render_bundle(bundle), Path(out_dir))
+    files, reqs = _render(bundle)
+    out_dir = Path(out_dir)
+    if not wheels:
+        written = write_files(files, out_dir)
+    else:
+        _check_targets(files, out_dir)  # before pip's minutes, not after
+        tell = say or (lambda text: _log.info("%s", text))
+        with tempfile.TemporaryDirectory(prefix="argoplug-build-wheels-") as scratch:
+            built = build_wheels(reqs, Path(scratch), say=tell)
+            contents: dict[str, str | Path] = dict(files)
+            contents.update({f"{WHEELS_DIR}/{path.name}": path for path in built.files})
+            written = write_files(contents, out_dir)
+        tell(built.summary())
     for warning in bundle_warnings(bundle):
         if warn is None:
             _log.warning("%s", warning)
@@ -80,6 +106,10 @@ def render_bundle(bundle: Bundle) -> Rendered:
 
     Raises BundleError as `build_bundle` does.
     """
+    return _render(bundle)[0]
+
+
+def _render(bundle: Bundle) -> tuple[Rendered, Requirements]:
     loaded = _load_plugins(bundle)
     _check_settings_reach_their_hooks(bundle, loaded)
     # `contributions` gives each hook its package's own settings, deep-copied for that call alone.
@@ -150,11 +180,12 @@ def render_bundle(bundle: Bundle) -> Rendered:
     files["Dockerfile"] = dockerfile_text(bundle, reqs, docker_lines)
     files[f"{WHEELS_DIR}/README.md"] = wheels_readme(reqs)
     files["README.md"] = _readme(bundle, files, configmap=configmap, keys=context.plugin_keys, pins=reqs.pins)
-    return files
+    return files, reqs
 
 
-def write_files(files: Mapping[str, str], out_dir: Path) -> list[Path]:
-    """Write `files` (relative path → text) into `out_dir`; return the paths written, in `files` order.
+def write_files(files: Contents, out_dir: Path) -> list[Path]:
+    """Write `files` (relative path → text, or a Path: a file to copy) into `out_dir`; return the paths
+    written, in `files` order.
 
     Every target is checked first, and BundleError naming the path is raised, with nothing written, when
     `out_dir` or a folder on the way to it or to a file is a file, a file's path is a folder, or a folder
@@ -174,7 +205,7 @@ def write_files(files: Mapping[str, str], out_dir: Path) -> list[Path]:
     return [out_dir / relative for relative in files]
 
 
-def _check_targets(files: Mapping[str, str], out_dir: Path) -> None:
+def _check_targets(files: Contents, out_dir: Path) -> None:
     existing = out_dir
     while not os.path.lexists(existing) and existing.parent != existing:
         existing = existing.parent
@@ -210,17 +241,21 @@ def _os_problem(action: str, exc: OSError) -> BundleError:
     return BundleError(f"{action}: {exc.strerror or exc}")
 
 
-def _stage(files: Mapping[str, str], staging: Path, out_dir: Path) -> None:
-    for relative, text in files.items():
+def _stage(files: Contents, staging: Path, out_dir: Path) -> None:
+    for relative, content in files.items():
         target = staging / relative
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+            if isinstance(content, Path):
+                shutil.copyfile(content, target)
+                target.chmod(0o644)
+            else:
+                target.write_text(content, encoding="utf-8")
         except OSError as exc:
             raise _os_problem(f"cannot write {out_dir / relative}", exc) from None
 
 
-def _create(files: Mapping[str, str], out_dir: Path) -> None:
+def _create(files: Contents, out_dir: Path) -> None:
     # A new out_dir: staged next to it, then renamed into place; folders made on the way go on failure.
     made = [folder for folder in [out_dir.parent, *out_dir.parent.parents] if not os.path.lexists(folder)]
     try:
@@ -245,7 +280,7 @@ def _create(files: Mapping[str, str], out_dir: Path) -> None:
         raise
 
 
-def _replace_in(files: Mapping[str, str], out_dir: Path) -> None:
+def _replace_in(files: Contents, out_dir: Path) -> None:
     # An existing out_dir: staged inside it (same file system), each file then replaced by os.replace.
     # The files replaced or removed are copied aside first, to be put back should a later step fail.
     try:
@@ -362,8 +397,8 @@ _FILE_ROLES = {
     "iam-policy.json": "the IAM permissions policy: exactly the AWS actions the plugins call",
     "iam-trust-policy.json": "the trust policy of the IAM role, for IRSA",
     "agent-pod-spec-patch.yaml": "volumes the plugins need, for the workflows' `spec.podSpecPatch`",
-    "Dockerfile": "the sidecar image; `wheels/` must hold the wheels of argoplug and the plugin packages, "
-    "which the image installs from there only",
+    "Dockerfile": "the sidecar image; `wheels/` holds the wheels of argoplug and the plugin packages, which "
+    "the image installs from there only, and of their dependencies",
 }
 
 _README_HEAD = """\
@@ -381,10 +416,10 @@ from image `{image}`, serving the plugin keys {keys}, in the namespaces {namespa
 
 It installs {pins}, the versions this build ran with, from `wheels/` only, never from PyPI: a
 package published there under one of those names cannot slip in, and `docker build` fails unless a
-wheel of each is in `wheels/` (see `wheels/README.md`). Their dependencies come from PyPI (or
-`wheels/`).
+wheel of each is in `wheels/`. `argoplug build` put them there, and the wheels of their dependencies,
+which the image takes from `wheels/` when they fit its Python, else from PyPI (see `wheels/README.md`;
+built with `--no-wheels`, put them there yourself).
 
-    pip wheel --no-deps -w wheels /path/to/argoplug    # likewise each plugin package, from its source
     docker build -t {image} .
     docker push {image}
 
