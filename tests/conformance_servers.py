@@ -1,7 +1,7 @@
 """Plugin servers for the tests of `argoplug check`: Argo's documented example, and ones that misbehave.
 
-`ContractServer` is a plain standard-library server that keeps or breaks CONTRACT §2–§4 one way at a time
-(its `Behaviour`), so each test shows one rule failing. `hello_launcher` runs Argo's documented example
+`ContractServer` is a plain standard-library server that keeps or breaks docs/contract.md §2–§4 one way at a
+time (its `Behaviour`), so each test shows one rule failing. `hello_launcher` runs Argo's documented example
 server (tests/vectors/hello-plugin-src/server.py) unchanged, as a subprocess.
 """
 

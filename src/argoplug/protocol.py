@@ -36,9 +36,9 @@ __all__ = [
 
 
 EXECUTE_PATH = "/api/v1/template.execute"
-# Where the agent's init container puts the sidecar's token (CONTRACT §4).
+# Where the agent's init container puts the sidecar's token (docs/contract.md §4.1).
 DEFAULT_TOKEN_FILE = "/var/run/argo/token"
-# argoplug's default sidecar port: not one of the published plugins' (CONTRACT §5) nor 80/443/8080/8081/8443.
+# argoplug's default sidecar port: not a published plugin's (docs/contract.md §5.7) nor 80/443/8080/8081/8443.
 DEFAULT_PORT = 7733
 
 

@@ -25,7 +25,7 @@ from argoplug.protocol import EXECUTE_PATH
 
 __all__ = ["HEALTH_TIMEOUT", "STOP_TIMEOUT", "Sidecar", "SidecarError", "write_token_file"]
 
-HEALTH_TIMEOUT = 15.0  # CONTRACT §3.7: the agent's patience with a sidecar that is not listening yet
+HEALTH_TIMEOUT = 15.0  # docs/contract.md §3.7: the agent's patience with a sidecar not listening yet
 STOP_TIMEOUT = 10.0
 _LOG_TAIL = 20
 
@@ -184,7 +184,7 @@ class Sidecar:
 def write_token_file(path: Path) -> str:
     """Write a fresh random token to `path` as Argo's init container does, and return it.
 
-    Mode 0440, no trailing newline (CONTRACT §4). A read-only file left at `path` is replaced.
+    Mode 0440, no trailing newline (docs/contract.md §4.1). A read-only file left at `path` is replaced.
     """
     token = secrets.token_urlsafe(32)
     path.unlink(missing_ok=True)

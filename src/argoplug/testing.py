@@ -55,7 +55,7 @@ def make_request(
     namespace: str = "argo",
     uid: str = "00000000-0000-0000-0000-000000000000",
 ) -> dict[str, Any]:
-    """Build a template.execute request body as the agent sends it (CONTRACT §2)."""
+    """Build a template.execute request body as the agent sends it (docs/contract.md §2.1)."""
     return {
         "workflow": {"metadata": {"name": workflow, "namespace": namespace, "uid": uid}},
         "template": {

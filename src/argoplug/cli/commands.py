@@ -202,7 +202,8 @@ def check(
         ),
     ] = None,
 ) -> None:
-    """Check an executor plugin server against the contract: PASS/FAIL/WARN per rule.
+    """Check an executor plugin server against the contract: PASS/FAIL/WARN per rule, each with its section
+    of docs/contract.md.
 
     Exit 1 on any FAIL, 2 for bad usage.
     """

@@ -405,7 +405,8 @@ _STYLE = {"PASS": "green", "FAIL": "bold red", "WARN": "yellow", "SKIP": "dim"}
 
 
 def _print_report(console: Console, results: Mapping[str, Sequence[Verdict]], seed: int) -> None:
-    """Print each verdict as `STATUS rule: saw`, the contract rule beneath; then the totals."""
+    """Print each verdict as `STATUS rule: saw`, beneath it the contract's clause and the link to its section
+    of docs/contract.md; then the totals."""
     from rich.text import Text
 
     counts = dict.fromkeys(_STYLE, 0)
@@ -417,7 +418,8 @@ def _print_report(console: Console, results: Mapping[str, Sequence[Verdict]], se
             line.append(f"{verdict.rule}: ", style="bold")
             line.append(verdict.saw)
             console.print(line)
-            console.print(Text(f"     contract {verdict.contract}", style="dim"))
+            clause = verdict.contract
+            console.print(Text(f"     contract {clause} ({clause.link})", style="dim"))
     totals = f"{counts['PASS']} passed, {counts['WARN']} warnings, {counts['FAIL']} failed"
     if counts["SKIP"]:
         totals += f", {counts['SKIP']} skipped"

@@ -1,5 +1,6 @@
 """The reply rules of `argoplug check`: the shape of a reply with a node (phase, requeue, output
-parameters) by CONTRACT §2–§3, as the agent reads it; `argoplug.conformance.driver` calls `judge_replies`.
+parameters) by docs/contract.md §2.4–§2.6, as the agent reads it; `argoplug.conformance.driver` calls
+`judge_replies`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from argoplug.conformance.contract import C_OUTPUTS, C_PHASE, C_REQUEUE, C_TERMINAL_REQUEUE, Clause
 from argoplug.conformance.rules import Exchange, Status, Verdict, _clip, _json_kind
 from argoplug.protocol import parse_duration
 
@@ -28,7 +30,7 @@ _Finding = tuple[str, Status, str]
 
 
 def reply_findings(exchange: Exchange) -> list[_Finding]:
-    """Judge a 200 reply with a node by the reply rules of CONTRACT §2–§3; [] when there is no node."""
+    """Judge a 200 reply with a node by the reply rules (docs/contract.md §2.4–§2.6); [] without a node."""
     node = exchange.node()
     if node is None:
         return []
@@ -125,15 +127,11 @@ def _output_findings(node: dict[str, Any]) -> Iterable[tuple[Status, str]]:
             yield "FAIL", f'output {name!r} has {shown}: Argo silently stores ""; encode it as a JSON string'
 
 
-REPLY_RULES: dict[str, str] = {
-    "reply-phase": "§2: send only Pending, Running, Succeeded, Failed or Error; any other string hangs the "
-    "workflow",
-    "reply-requeue": '§2–§3: requeue is a Go duration string ("30s"), a number fails the node; '
-    "Pending/Running without requeue is never called again",
-    "terminal-requeue": "§3: a terminal phase never carries a requeue (Failed/Error with one is called "
-    "again)",
-    "output-parameters": "§2: output parameter values are strings (JSON text for structures); objects, "
-    'arrays and null silently become ""',
+REPLY_RULES: dict[str, Clause] = {
+    "reply-phase": C_PHASE,
+    "reply-requeue": C_REQUEUE,
+    "terminal-requeue": C_TERMINAL_REQUEUE,
+    "output-parameters": C_OUTPUTS,
 }
 
 

@@ -1,7 +1,8 @@
-"""The rules of `argoplug check`: pure judgements, by CONTRACT §2–§4, from recorded exchanges (`Exchange`) to
-verdicts (`Verdict`), each saying what the real agent does with the answer (`workflow/util/plugin/
-plugin.go`, `Client.Call`; `workflow/executor/agent.go`). `argoplug.conformance.driver` and the package's
-other modules call them.
+"""The rules of `argoplug check`: pure judgements, by docs/contract.md §2–§4, from recorded exchanges
+(`Exchange`) to verdicts (`Verdict`), each saying what the real agent does with the answer (`workflow/util/
+plugin/plugin.go`, `Client.Call`; `workflow/executor/agent.go`) and carrying the contract's clause it
+applies (`argoplug.conformance.contract`). `argoplug.conformance.driver` and the package's other modules
+call them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,22 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from argoplug.conformance.contract import (
+    C_AGAIN,
+    C_ANSWER_TIME,
+    C_BAD,
+    C_CONCURRENCY,
+    C_FOREIGN,
+    C_FOREIGN_TOKEN,
+    C_OWN,
+    C_START,
+    C_TOKEN_MISSING,
+    C_TOKEN_USER,
+    C_TOKEN_WRONG,
+    C_UNKNOWN,
+    C_VECTOR,
+    Clause,
+)
 from argoplug.token_access import AGENT_UID, container_identity, security_context_problem
 
 __all__ = [
@@ -28,6 +45,7 @@ __all__ = [
     "C_TOKEN_WRONG",
     "C_UNKNOWN",
     "C_VECTOR",
+    "Clause",
     "Exchange",
     "Limits",
     "Status",
@@ -52,29 +70,11 @@ Status = Literal["PASS", "FAIL", "WARN", "SKIP"]
 
 AGENT_WORKERS = 16  # ARGO_AGENT_TASK_WORKERS' default (workflow/executor/agent.go)
 
-# The contract rule each check applies (CONTRACT.md sections; "rule N": §3's numbered consequences).
-C_FOREIGN = "§3 rule 1: a template whose key is not ours gets 200 {} (or null), fast, never an error status"
-C_FOREIGN_TOKEN = "§4: check the token only for templates this server handles: a 403 stops the agent's search"
-C_TOKEN_MISSING = "§4: a call of its own key without `Authorization: Bearer <token>` gets 403"
-C_TOKEN_WRONG = "§4: a call of its own key whose token differs from the token file gets 403"
-C_OWN = "§2–§3: a template of its own key, with the agent's token, gets 200 with a node"
-C_VECTOR = "§2: requests real agents sent are answered 200, unknown fields tolerated; never a 500 (§3 rule 3)"
-C_UNKNOWN = "§2: `template` is a full Argo Template: fields the plugin does not read are tolerated"
-C_AGAIN = "§3 rule 6: handlers are idempotent: after a requeue or a restart the same request comes again"
-C_CONCURRENCY = "§2: up to 16 calls (ARGO_AGENT_TASK_WORKERS) run at once, each with a 30 s timeout"
-C_ANSWER_TIME = "§3 rule 5: answer well inside 30 s; long work is answered Running + requeue and polled"
-C_BAD = "§2: the agent calls only POST /api/v1/template.execute: any answer to other requests is harmless"
-C_START = "§3 rule 7: a plugin sidecar must be listening within about 15 s of start"
-C_TOKEN_USER = (
-    "§4: the sidecar's user reads /var/run/argo/token, which Argo's agent writes as uid 8737, gid 0, "
-    "mode 0440 (Argo issue #13015)"
-)
-
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
     """One rule's outcome: `rule` (a stable id such as `foreign-key`), `status`, what was `saw`, and the
-    `contract` rule it applies (a CONTRACT.md section and its words).
+    `contract` clause it applies (a section of docs/contract.md, its link and its words).
 
     `status`: PASS, FAIL (the real agent would fail or hang a workflow, or the contract says must),
     WARN (works, but badly: slow, serialized, ignored fields), SKIP (could not be run, `saw` says why).
@@ -83,7 +83,7 @@ class Verdict:
     rule: str
     status: Status
     saw: str
-    contract: str
+    contract: Clause
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,9 +93,9 @@ class Limits:
     `timeout`: each call's limit, the agent's HTTP client timeout (30). `slow_answer`: an own-key answer
     slower than this is a WARN (the contract says "well inside 30 s"). `slow_foreign`: a foreign key's
     `{}` slower than this is a WARN (every plugin is asked about every plugin task). `start_warn` /
-    `start_fail`: time from launch to the first answer (CONTRACT §3.7: about 15 s). `stall_wait`: how long
-    a second call may wait while another request is still arriving before the server is judged to serve
-    one connection at a time.
+    `start_fail`: time from launch to the first answer (docs/contract.md §3.7: about 15 s). `stall_wait`:
+    how long a second call may wait while another request is still arriving before the server is judged
+    to serve one connection at a time.
     """
 
     timeout: float = 30.0
@@ -162,7 +162,7 @@ def agent_outcome(exchange: Exchange) -> str:
 
 
 def foreign_problem(exchange: Exchange) -> str:
-    """Why an answer to a template of another plugin breaks the contract, or "" (CONTRACT §3, rule 1)."""
+    """Why an answer to a template of another plugin breaks the contract, or "" (docs/contract.md §3.1)."""
     if exchange.status != 200:
         return agent_outcome(exchange)
     value, problem = exchange.decoded()
@@ -173,7 +173,7 @@ def foreign_problem(exchange: Exchange) -> str:
     return ""
 
 
-def judge_foreign(rule: str, exchanges: Sequence[Exchange], limits: Limits, contract: str) -> Verdict:
+def judge_foreign(rule: str, exchanges: Sequence[Exchange], limits: Limits, contract: Clause) -> Verdict:
     """PASS when every exchange got a fast `200 {}`/`null` (no node), FAIL otherwise, WARN when slow."""
     for exchange in exchanges:
         problem = foreign_problem(exchange)
@@ -191,8 +191,8 @@ def judge_foreign(rule: str, exchanges: Sequence[Exchange], limits: Limits, cont
     return Verdict(rule, "PASS", seen, contract)
 
 
-def judge_refused(rule: str, exchanges: Sequence[Exchange], key: str, contract: str) -> Verdict:
-    """PASS when every call of our key without the right token got 403 (CONTRACT §4)."""
+def judge_refused(rule: str, exchanges: Sequence[Exchange], key: str, contract: Clause) -> Verdict:
+    """PASS when every call of our key without the right token got 403 (docs/contract.md §4.2)."""
     worst: Verdict | None = None
     for exchange in exchanges:
         status = exchange.status
@@ -242,7 +242,7 @@ def summary(exchange: Exchange) -> str:
     return f"200 {node.get('phase') or '(no phase)'}{text} in {_duration(exchange.seconds)}"
 
 
-def judge_own(rule: str, exchange: Exchange, key: str, contract: str) -> Verdict:
+def judge_own(rule: str, exchange: Exchange, key: str, contract: Clause) -> Verdict:
     """PASS when a call of our key with the right token got 200 with a node; FAIL saying why otherwise."""
     problem = own_problem(exchange, key)
     if problem:
