@@ -275,6 +275,37 @@ def test_a_handler_past_its_deadline_is_answered_running_and_goes_on() -> None:
         assert finished.wait(timeout=10)
 
 
+def test_a_running_reply_without_outputs_keeps_the_outputs_already_reported() -> None:
+    # The agent replaces the node's outputs with each reply's: the deadline reply (and a plugin's Running
+    # without outputs) must not clear the execution ARN the node already shows.
+    release = threading.Event()
+    calls = []
+    plugin = Plugin("job")
+
+    @plugin.handler
+    def job(task: Task, args: object) -> Result:
+        calls.append(1)
+        if len(calls) == 1:
+            return Result.running("started", requeue=5, outputs={"execution-arn": "arn:x:1"})
+        if len(calls) == 2:
+            release.wait(timeout=20)  # past the deadline
+            return Result.running("polled", requeue=5)
+        return Result.succeeded(outputs={"execution-arn": "arn:x:1", "status": "done"})
+
+    with LiveServer([plugin], settings=ServerSettings(handler_deadline=0.2)) as live:
+        first = live.execute({"job": {}})
+        late = live.execute({"job": {}})
+        release.set()
+        polled = live.execute({"job": {}})
+        done = live.execute({"job": {}})
+    arn = [{"name": "execution-arn", "value": "arn:x:1"}]
+    assert first["node"]["outputs"]["parameters"] == arn
+    assert late["node"]["message"] == "handler still running after 0.2s"
+    assert late["node"]["outputs"]["parameters"] == arn
+    assert polled["node"]["message"] == "polled" and polled["node"]["outputs"]["parameters"] == arn
+    assert done["node"]["phase"] == "Succeeded"
+
+
 def test_the_next_call_collects_a_late_result_instead_of_running_the_handler_again() -> None:
     """A result computed after the deadline reply must reach the agent: a job tracker that saw a failure
     would otherwise start the next attempt on the next call (the failure never reported)."""

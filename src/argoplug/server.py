@@ -8,8 +8,10 @@ test kit (`argoplug.testing`) call them. Behaviour follows `CONTRACT.md` §2–�
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
+import dataclasses
 import gc
 import hmac
 import inspect
@@ -79,6 +81,7 @@ MiB = 1024 * 1024
 # Kubernetes objects live in etcd, whose default request limit is 1.5 MiB (`--max-request-bytes`): no
 # template of a Workflow or WorkflowTemplate is larger. The agent adds the workflow's metadata.
 DEFAULT_MAX_BODY = 4 * MiB
+REPORTED_TASKS = 10_000  # tasks whose last outputs are kept for their next Running reply (~1 KiB each)
 TOKEN_FILE_MAX = 64 * 1024  # bytes read of the token file at most (a ServiceAccount token is ~1 KiB)
 
 
@@ -243,6 +246,8 @@ class _PluginServer:
         # One thread pool per plugin with sync handlers (made in the lifespan): a plugin whose handlers
         # all block never holds up another plugin's calls.
         self._pools: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
+        # The last Pending/Running result with outputs of each task still running (see _carry_outputs).
+        self._reported: collections.OrderedDict[tuple[str, str], Result] = collections.OrderedDict()
         # The hooks' implementations, taken once: a call pays nothing for hooks nobody implements.
         self._startup = _implementations(hooks, "argoplug_startup")
         self._shutdown = _implementations(hooks, "argoplug_shutdown")
@@ -298,13 +303,35 @@ class _PluginServer:
             log.error("cannot reply with the result of plugin %r", plugin.key, exc_info=exc)
             result = result_for(exc)
             node, requeue = outcome_for(result, args.template)
-        if secrets:
-            result = redact_result(result, secrets)
+        carried = self._carry_outputs((plugin.key, task.key), result)
+        if secrets or carried is not result:
+            result = redact_result(carried, secrets)
             node, requeue = outcome_for(result, args.template)
         if self._after:
             # After the outcome is a Result: the hooks see exactly what the node is answered.
             await self._after_execute(task, result)
         return self._reply(node, requeue, plugin.key, task, started)
+
+    def _carry_outputs(self, ident: tuple[str, str], result: Result) -> Result:
+        """`result`, with the outputs last reported for the task when it is Pending/Running without any.
+
+        Argo's agent replaces the node's outputs with each reply's, so a Running reply without outputs (the
+        handler still running past the deadline, a poll that hit an outage) would clear what the node showed.
+        The last outputs of up to REPORTED_TASKS tasks still running are kept; a terminal reply forgets them.
+        """
+        if result.phase.terminal:
+            self._reported.pop(ident, None)
+            return result
+        if result.outputs or result.result is not None:
+            self._reported[ident] = result
+            self._reported.move_to_end(ident)
+            while len(self._reported) > REPORTED_TASKS:
+                self._reported.popitem(last=False)
+            return result
+        last = self._reported.get(ident)
+        if last is None:
+            return result
+        return dataclasses.replace(result, outputs=last.outputs, result=last.result)
 
     async def _body(self, request: Request) -> bytes:
         """The request's body, at most `max_body_bytes`, received within `body_timeout` seconds.
