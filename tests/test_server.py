@@ -1,4 +1,5 @@
-"""The plugin server over real sockets: every row of CONTRACT §3 a server controls, and §4's token."""
+"""The plugin server over real sockets: every row of docs/contract.md §3 a server controls, and §4's
+token."""
 
 from __future__ import annotations
 

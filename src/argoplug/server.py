@@ -1,7 +1,7 @@
 """The plugin server: the ASGI app a sidecar runs, hosting any number of plugins.
 
 `create_app` builds the Starlette app; `serve` runs it on uvicorn. The CLI (`argoplug serve`) and the
-test kit (`argoplug.testing`) call them. Behaviour follows `CONTRACT.md` §2–§4; the server hooks of
+test kit (`argoplug.testing`) call them. Behaviour follows docs/contract.md §2–§4; the server hooks of
 `argoplug.hookspecs` (startup, shutdown, before/after each handler call) are called from here.
 """
 
@@ -103,7 +103,8 @@ _reply_encoder = msgspec.json.Encoder()
 class ServerSettings(msgspec.Struct, kw_only=True, frozen=True):
     """How the server behaves.
 
-    `token_file`: the agent's token (CONTRACT §4), read on the first call of ours and again whenever the
+    `token_file`: the agent's token (docs/contract.md §4.1–§4.3), read on the first call of ours and again
+    whenever the
     file changes. `handler_deadline` (seconds, above 0 and below the agent's 30 s client timeout): a
     handler still running after it is answered `Running` with a requeue of `deadline_requeue` seconds;
     it goes on, and the next call of the same task waits for it or takes its result instead of starting
@@ -491,7 +492,7 @@ class _PluginServer:
             self._stop_pools(pool)
             raise
         if self.settings.tune_gc:
-            # Just after the server listens: the agent must get its first answer fast (CONTRACT §3.7).
+            # Just after the server listens: the agent must get its first answer fast (docs/contract.md §3.7).
             asyncio.get_running_loop().call_later(_GC_TUNE_DELAY, _tune_gc)
         problem = token_file_problem(self.settings.token_file)
         if problem is not None:
@@ -667,7 +668,8 @@ def create_app(
 ) -> Starlette:
     """Build the ASGI app serving `plugins`, calling the server hooks implemented in `hooks`.
 
-    Routes: `POST /api/v1/template.execute` (CONTRACT §2–§4) and `GET /healthz`. A template whose plugin
+    Routes: `POST /api/v1/template.execute` (docs/contract.md §2–§4) and `GET /healthz`. A template whose
+    plugin
     key is not served gets `200 {}`; the token is checked only for served keys (403 on mismatch or a
     missing header); a malformed body gets 400; a handler's error is a Failed/Error node in a 200 reply.
 

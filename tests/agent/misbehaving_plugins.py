@@ -1,4 +1,4 @@
-"""Executor plugin servers that misbehave in each way of CONTRACT §3, on the standard library alone.
+"""Executor plugin servers that misbehave in each way of docs/contract.md §3, on the standard library alone.
 
 Each serves one plugin key. For its own key it answers as its `behaviour` says (the token checked first:
 403 when wrong), for other keys `{}`, unless the behaviour is about foreign keys. In-process:

@@ -321,8 +321,9 @@ def test_a_workflow_without_surprises_has_no_warnings(tmp_path):
 
 def test_a_call_with_a_template_typo_is_one_problem_not_one_more_for_each_use_of_its_results(tmp_path):
     text = (
-        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: typo}\nspec:\n  entrypoint: main\n"
-        "  templates:\n    - name: main\n      dag:\n        tasks:\n          - {name: a, template: echoo}\n"
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: typo}\nspec:\n"
+        "  entrypoint: main\n  templates:\n    - name: main\n      dag:\n        tasks:\n"
+        "          - {name: a, template: echoo}\n"
         "          - name: b\n            depends: a\n            template: echo\n"
         "            arguments: {parameters: [{name: v, value: '{{tasks.a.outputs.parameters.x}}'}]}\n"
         "    - name: echo\n      inputs: {parameters: [{name: v}]}\n      plugin: {echo: {}}\n"

@@ -1,4 +1,5 @@
-"""The agent client over real sockets: our own server, and scripted servers that misbehave (CONTRACT §3)."""
+"""The agent client over real sockets: our own server, and scripted servers that misbehave
+(docs/contract.md §3)."""
 
 from __future__ import annotations
 
@@ -226,7 +227,7 @@ def test_a_failure_with_a_requeue_keeps_its_phase_and_warns_that_argo_would_call
     assert [(u.phase, u.message, u.requeue) for u in updates] == [(phase, "boom", None)]
     assert updates[0].warning == (
         f"plugin 'scripted' answered {phase} with requeue \"30s\": Argo's agent would call it again; "
-        "a terminal phase must not carry a requeue (CONTRACT §3)"
+        "a terminal phase must not carry a requeue (docs/contract.md §2.5)"
     )
     assert len(server.requests) == 1 and sleep.delays == []
 

@@ -404,7 +404,7 @@ def test_a_failure_sent_with_a_requeue_is_kept_and_the_report_warns(scripted, tm
     assert len(server.requests) == 1
     warning = (
         f"plugin 'scripted' answered {phase} with requeue \"30s\": Argo's agent would call it again; a "
-        "terminal phase must not carry a requeue (CONTRACT §3)"
+        "terminal phase must not carry a requeue (docs/contract.md §2.5)"
     )
     assert node.warning == warning
     row = next(line for line in render_report(status).plain.splitlines() if "call" in line and "boom" in line)

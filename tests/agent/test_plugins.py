@@ -1,7 +1,8 @@
 """Plugins of every kind as sidecars (`agent.plugins`); several at once, asked as the real agent asks them.
 
 Real subprocesses and sockets: the hello plugin of Argo's own e2e suite run from its folder and from its
-built ConfigMap, servers that misbehave in each way of CONTRACT §3 (`misbehaving_plugins`), bundles, URLs.
+built ConfigMap, servers that misbehave in each way of docs/contract.md §3 (`misbehaving_plugins`),
+bundles, URLs.
 """
 
 from __future__ import annotations
@@ -224,7 +225,7 @@ def _request(key: str) -> dict[str, Any]:
     return make_request({key: {}}, template_name=key)
 
 
-# --- misbehaving plugins, node by node (CONTRACT §3) ----------------------------------------------------
+# --- misbehaving plugins, node by node (docs/contract.md §3) -----------------------------------------
 
 
 @pytest.mark.parametrize("bad_first", [True, False], ids=["bad-first", "good-first"])
@@ -369,7 +370,7 @@ def test_a_reply_slower_than_the_timeout_is_retried_five_times_then_fails_the_no
         f'Post "{bad.url}/api/v1/template.execute": context deadline exceeded '
         "(Client.Timeout exceeded while awaiting headers)"
     )
-    assert bad.calls.count("bad") == 5  # called again while still working, as CONTRACT §3.5 warns
+    assert bad.calls.count("bad") == 5  # called again while still working, as docs/contract.md §3.5 warns
 
 
 def test_running_without_requeue_hangs_until_the_workflow_deadline(tmp_path):

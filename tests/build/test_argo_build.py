@@ -66,7 +66,7 @@ Uninstall:
 \t
     kubectl delete cm hello-executor-plugin \n"""
 
-# Argo's own test (workflow/util/plugins/configmap_test.go) and CONTRACT §5.
+# Argo's own test (workflow/util/plugins/configmap_test.go) and docs/contract.md §5.3.
 MINIMAL_CONTAINER = {
     "ports": [{"containerPort": 1234}],
     "resources": {"limits": {}, "requests": {}},

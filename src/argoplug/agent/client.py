@@ -56,7 +56,7 @@ class Backoff:
     """Retry schedule for transient failures (`wait.Backoff` of `k8s.io/apimachinery`).
 
     `steps` attempts in all; before attempt n+1 the client sleeps `duration * factor**(n-1)` seconds, plus up
-    to `jitter` times that at random. Argo's agent uses 1 s, ×2, jitter 0.2, 5 attempts (CONTRACT §3).
+    to `jitter` times that at random. Argo's agent uses 1 s, ×2, jitter 0.2, 5 attempts (docs/contract.md §3).
     """
 
     duration: float = 1.0
@@ -191,7 +191,8 @@ class AgentClient:
         `no plugin executed the template`. As in Go, where every reply is decoded into one struct, a
         `requeue` sent beside no node still counts for a later plugin's node that sends none. A
         `Failed`/`Error` that comes with a requeue is kept, as the user would see it first, with a
-        `warning`: Argo's agent would call the plugin again (CONTRACT §3). Never raises for plugin trouble.
+        `warning`: Argo's agent would call the plugin again (docs/contract.md §2.5). Never raises for plugin
+        trouble.
         """
         body = msgspec.json.encode(request)
         carried = _Requeue()
@@ -219,7 +220,7 @@ class AgentClient:
                     warning = (
                         f"plugin {_plugin_key(request)!r} answered {node.phase} with requeue "
                         f'"{carried.text}"{sender}: Argo\'s agent would call it again; a terminal phase must '
-                        "not carry a requeue (CONTRACT §3)"
+                        "not carry a requeue (docs/contract.md §2.5)"
                     )
                 return NodeUpdate(node.phase, node.message, outputs, warning=warning)
         return NodeUpdate("Failed", f"no plugin executed the template ({self._served(request)})")
@@ -353,7 +354,8 @@ def _decode(content: bytes) -> _ReplyDecoded | None:
 def _outputs(outputs: _ReplyOutputs | None) -> Outputs | None:
     """The node's outputs as the controller stores them: parameter values are strings.
 
-    A value that is a JSON object, array or null becomes "" (CONTRACT §2); numbers and booleans become
+    A value that is a JSON object, array or null becomes "" (docs/contract.md §2.6); numbers and booleans
+    become
     their text, as Go's `AnyString` does.
     """
     if outputs is None:

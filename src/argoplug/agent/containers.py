@@ -379,7 +379,8 @@ class _Process:
                 self.stop()
                 raise PluginError(
                     f"plugin {c.plugin} ({c.source}): `{self.command_line()}` did not listen on port "
-                    f"{c.port} within {timeout:g}s (Argo's agent gives a sidecar about 15 s, CONTRACT §3); "
+                    f"{c.port} within {timeout:g}s (Argo's agent gives a sidecar about 15 s, "
+                    "docs/contract.md §3.7); "
                     f"its output:\n{self.tail()}"
                 )
             time.sleep(0.05)

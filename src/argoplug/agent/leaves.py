@@ -172,7 +172,8 @@ async def timed(
     """Run `work`; fail the node with `timeout` when the template's `timeout` passes while it is Pending.
 
     As `checkTemplateTimeout`: the timeout counts from the node's start and is enforced only while the
-    node is Pending (CONTRACT §3), also when it becomes Pending again later; an unparsable one fails the
+    node is Pending (docs/contract.md §3.8), also when it becomes Pending again later; an unparsable one
+    fails the
     node. A Retry node is never Pending, so an attempt of a template with a retryStrategy has no timeout
     (`enforced` False).
     """

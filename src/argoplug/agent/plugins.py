@@ -40,7 +40,7 @@ __all__ = [
     "load_container",
 ]
 
-# Where a sidecar reads its token (CONTRACT §4): the agent's init container writes
+# Where a sidecar reads its token (docs/contract.md §4.1): the agent's init container writes
 # /var/run/argo/<container>/token, mounted read-only at this path (workflow/controller/agent.go).
 TOKEN_PATH = Path("/var/run/argo/token")
 

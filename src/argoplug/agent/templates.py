@@ -429,8 +429,8 @@ class TemplateCalls:
     def _export(self, node: Node, template: Mapping[str, Any]) -> None:
         """Put the node's `globalName` outputs in the workflow's outputs, globals (`addParamToGlobalScope`).
 
-        Only what the node's outputs carry counts: a plugin must echo `globalName` in its reply (CONTRACT
-        §2). A declared one it did not echo is noted on the node's `warning`.
+        Only what the node's outputs carry counts: a plugin must echo `globalName` in its reply
+        (docs/contract.md §2.6). A declared one it did not echo is noted on the node's `warning`.
         """
         outputs = node.outputs
         if outputs is None:
@@ -454,7 +454,7 @@ class TemplateCalls:
         if missed and node.phase == NodePhase.SUCCEEDED:
             node.warning = (
                 f"the template declares a globalName for {', '.join(missed)} but the plugin's reply did not "
-                "echo it: Argo sets no workflow.outputs.parameters from it (CONTRACT §2)"
+                "echo it: Argo sets no workflow.outputs.parameters from it (docs/contract.md §2.6)"
             )
             self.recorder.update(node)
 

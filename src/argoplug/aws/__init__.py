@@ -292,7 +292,7 @@ def _config(max_attempts: int, read_timeout: float = READ_TIMEOUT) -> Any:
         "retries": {"mode": "standard", "total_max_attempts": max_attempts},
         "connect_timeout": CONNECT_TIMEOUT,
         "read_timeout": read_timeout,
-        # The server runs up to 16 agent calls at once (CONTRACT §2); botocore's default pool is 10.
+        # The server runs up to 16 agent calls at once (docs/contract.md §2.3); botocore's default pool is 10.
         "max_pool_connections": 32,
         # Shows as app/argoplug in CloudTrail's user agent (botocore >= 1.31; botocore-stubs lacks it).
         "user_agent_appid": "argoplug",

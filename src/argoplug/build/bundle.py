@@ -66,7 +66,7 @@ IMAGE_GID = AGENT_UID
 DEFAULT_REQUESTS: Mapping[str, str] = {"cpu": "50m", "memory": "80Mi"}
 DEFAULT_LIMITS: Mapping[str, str] = {"cpu": "500m", "memory": "256Mi"}
 
-# Ports CONTRACT §5 says to avoid (commonly taken by other containers of a pod), and those of the
+# Ports docs/contract.md §5.7 says to avoid (commonly taken by other containers of a pod), and those of the
 # published executor plugins: every sidecar of the agent pod shares one network namespace.
 _AVOIDED_PORTS = (80, 443, 8080, 8081, 8443)
 _PUBLISHED_PORTS = {

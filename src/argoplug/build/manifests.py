@@ -29,7 +29,8 @@ __all__ = [
 ]
 
 # What the agent (`argoexec agent main`, running as the workflow's service account) does with the
-# WorkflowTaskSet: lists and watches it, and patches its status with the plugins' replies (CONTRACT §5;
+# WorkflowTaskSet: lists and watches it, and patches its status with the plugins' replies
+# (docs/contract.md §5.5;
 # Argo's docs, "executor plugins" → RBAC). Nothing more: no get, no update, no cluster scope.
 AGENT_RULES: tuple[Mapping[str, Any], ...] = (
     {"apiGroups": ["argoproj.io"], "resources": ["workflowtasksets"], "verbs": ["list", "watch"]},
@@ -85,7 +86,7 @@ def executor_plugin(
     """Return the ExecutorPlugin manifest (`plugin.yaml`, the input of `argo executor-plugin build`).
 
     Its namespace is set when the bundle has exactly one, so the ConfigMap Argo builds from it is
-    namespaced too. Shape: CONTRACT §5 (Argo's `pkg/plugins/spec`).
+    namespaced too. Shape: docs/contract.md §5.1 (Argo's `pkg/plugins/spec`).
     """
     metadata: dict[str, Any] = {"name": bundle.name}
     if len(bundle.namespaces) == 1:
