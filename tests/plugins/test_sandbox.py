@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import boto3
 import httpx
@@ -199,3 +200,267 @@ def test_a_users_aws_profile_neither_breaks_the_sandbox_nor_is_lost(monkeypatch:
         )
         assert client.describe_pipeline(PipelineName="MyPipeline")["PipelineName"] == "MyPipeline"
     assert os.environ["AWS_PROFILE"] == "profile-that-does-not-exist"
+
+
+SCENARIOS = EXAMPLE.parent / "sandbox-scenarios.yaml"
+GLUE_SCENARIOS = EXAMPLE.parents[1] / "aws-services" / "sandbox-scenarios.yaml"
+
+
+def clients(sandbox: AwsSandbox, *services: str) -> list[Any]:
+    return [
+        boto3.session.Session().client(
+            service,
+            region_name=sandbox.region,
+            endpoint_url=sandbox.endpoint_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        for service in services
+    ]
+
+
+def test_the_scenario_files_read_and_say_how_their_executions_behave() -> None:
+    sandbox = AwsSandbox.from_file(SCENARIOS)
+    assert sandbox.describe().endswith(
+        "pipelines: MyPipeline, FailsAfterThreePolls (Executing for 3 polls, then Failed), RunsUntilStopped "
+        "(Executing until stopped), StoppedElsewhere (Executing for 2 polls, then Stopped), RunsTwoMinutes "
+        "(Executing for 120 s, then Succeeded)"
+    )
+    assert "; their seconds divided by 10" in AwsSandbox.from_file(SCENARIOS, speed=10).describe()
+    glue = AwsSandbox.from_file(GLUE_SCENARIOS).describe()
+    assert (
+        "Glue jobs: MyGlueJob, FailsAfterThreePolls (RUNNING for 3 polls, then FAILED), RunsUntilStopped"
+        in glue
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (
+            "pipelines: [{name: A, execution: {pols: 3}}]\n",
+            "`pipelines[0].execution.pols` is not a field (expected one of: polls, seconds, then, "
+            "failure_reason, stopping_polls, steps)",
+        ),
+        (
+            "pipelines: [{name: A, execution: {then: failed}}]\n",
+            "`pipelines[0].execution.then`: Invalid enum value 'failed' (expected one of: Succeeded, Failed, "
+            "Stopped, Executing)",
+        ),
+        (
+            "pipelines: [{name: A, execution: {polls: -1}}]\n",
+            "`pipelines[0].execution.polls`: Expected `int` >= 0",
+        ),
+        (
+            "pipelines: [{name: A, execution: {polls: x}}]\n",
+            "`pipelines[0].execution.polls`: Expected `int | null`",
+        ),
+        (
+            "pipelines: [{name: A, execution: {seconds: -2}}]\n",
+            "`pipelines[0].execution.seconds`: Expected `float` >= 0.0",
+        ),
+        (
+            "pipelines: [{name: A, execution: {polls: 1, seconds: 2}}]\n",
+            "`pipelines[0].execution`: give `polls` or `seconds`, not both",
+        ),
+        (
+            "pipelines: [{name: A, execution: {polls: 2, then: Executing}}]\n",
+            "`pipelines[0].execution.polls`: an execution that runs until stopped (`then: Executing`) "
+            "takes no `polls`",
+        ),
+        (
+            "pipelines: [{name: A, execution: {failure_reason: x}}]\n",
+            "`pipelines[0].execution.failure_reason`: a run that ends Succeeded has none",
+        ),
+        (
+            "pipelines: [{name: A, execution: []}]\n",
+            "`pipelines[0].execution`: Expected `object | null`, got `array`",
+        ),
+        (
+            "pipelines: [{name: A, execution: {steps: [{status: Failed}]}}]\n",
+            "`pipelines[0].execution.steps[0].name` is required",
+        ),
+        (
+            "pipelines: [{name: A, execution: {steps: [{name: S, state: Failed}]}}]\n",
+            "`pipelines[0].execution.steps[0].state` is not a field (expected one of: name, status, "
+            "failure_reason)",
+        ),
+        (
+            "pipelines: [{name: A, execution: {steps: [{name: S, status: Done}]}}]\n",
+            "`pipelines[0].execution.steps[0].status`: Invalid enum value 'Done' (expected one of: Starting,",
+        ),
+        (
+            "pipelines: [{name: A, execution: {steps: [{name: S}, {name: S}]}}]\n",
+            "`pipelines[0].execution.steps[1].name`: 'S' appears twice",
+        ),
+        (
+            "pipelines: [{name: A, execution: {steps: [{name: ' '}]}}]\n",
+            "`pipelines[0].execution.steps[0].name`: empty",
+        ),
+        (
+            "glue_jobs: [{name: J, job_run: {then: Failed}}]\n",
+            "`glue_jobs[0].job_run.then`: Invalid enum value 'Failed' (expected one of: SUCCEEDED, FAILED, "
+            "ERROR, TIMEOUT, STOPPED, RUNNING)",
+        ),
+        (
+            "glue_jobs: [{name: J, job_run: {error_message: x}}]\n",
+            "`glue_jobs[0].job_run.error_message`: a run that ends SUCCEEDED has none",
+        ),
+        (
+            "glue_jobs: [{name: J, job_run: {seconds: 3, then: RUNNING}}]\n",
+            "`glue_jobs[0].job_run.seconds`: an execution that runs until stopped (`then: RUNNING`) takes no",
+        ),
+        (
+            "glue_jobs: [{name: J, job_run: {failure_reason: x}}]\n",
+            "`glue_jobs[0].job_run.failure_reason` is not a field (expected one of: polls, seconds, then, "
+            "error_message, stopping_polls)",
+        ),
+    ],
+)
+def test_a_bad_execution_or_job_run_names_the_field(tmp_path: Path, text: str, says: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(SandboxError) as caught:
+        AwsSandbox.from_file(path)
+    assert f"AWS sandbox file {path}: " in str(caught.value)
+    assert says in str(caught.value)
+
+
+def test_every_problem_of_the_executions_is_named_at_once(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "pipelines: [{name: A, execution: {polls: 1, seconds: 2}},"
+        " {name: B, execution: {failure_reason: x}}]\n",
+    )
+    with pytest.raises(
+        SandboxError, match=r"`pipelines\[0\].execution`: .*; `pipelines\[1\].execution.failure"
+    ):
+        AwsSandbox.from_file(path)
+
+
+def test_a_pipeline_runs_for_its_polls_then_fails_with_its_reason_and_steps() -> None:
+    with AwsSandbox.from_file(SCENARIOS) as sandbox:
+        (sm,) = clients(sandbox, "sagemaker")
+        arn = sm.start_pipeline_execution(PipelineName="FailsAfterThreePolls")["PipelineExecutionArn"]
+
+        def listed() -> tuple[str, str | None]:
+            (summary,) = sm.list_pipeline_executions(PipelineName="FailsAfterThreePolls")[
+                "PipelineExecutionSummaries"
+            ]
+            return summary["PipelineExecutionStatus"], summary.get("PipelineExecutionFailureReason")
+
+        def steps() -> list[tuple[str, str, str | None]]:
+            page = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn, SortOrder="Ascending")
+            return [
+                (s["StepName"], s["StepStatus"], s.get("FailureReason"))
+                for s in page["PipelineExecutionSteps"]
+            ]
+
+        assert listed() == ("Executing", None)
+        for _ in range(3):
+            described = sm.describe_pipeline_execution(PipelineExecutionArn=arn)
+            assert (described["PipelineExecutionStatus"], described.get("FailureReason")) == (
+                "Executing",
+                None,
+            )
+            # The calls that are no poll see what the last poll answered: one plugin call reads one state.
+            assert listed() == ("Executing", None)
+            assert steps() == [("Prepare", "Executing", None), ("Train", "Executing", None)]
+        for _ in range(2):  # the 4th poll ends it, for good
+            described = sm.describe_pipeline_execution(PipelineExecutionArn=arn)
+            assert described["PipelineExecutionStatus"] == "Failed"
+            assert described["FailureReason"] == "Step failure: One or multiple steps failed."
+        assert listed() == ("Failed", "Step failure: One or multiple steps failed.")
+        assert steps() == [
+            ("Prepare", "Succeeded", None),
+            ("Train", "Failed", "ClientError: AlgorithmError: CUDA out of memory"),
+        ]
+        descending = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+        assert [s["StepName"] for s in descending] == ["Train", "Prepare"]
+        with pytest.raises(sm.exceptions.ConflictException, match="is Failed and cannot be stopped"):
+            sm.stop_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken="t" * 32)
+
+
+def test_stop_pipeline_execution_makes_it_stopping_for_one_poll_then_stopped() -> None:
+    with AwsSandbox.from_file(SCENARIOS) as sandbox:
+        (sm,) = clients(sandbox, "sagemaker")
+        arn = sm.start_pipeline_execution(PipelineName="RunsUntilStopped")["PipelineExecutionArn"]
+        for _ in range(5):
+            assert (
+                sm.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"]
+                == "Executing"
+            )
+        for _ in range(2):  # asking again while it stops is no error
+            assert sm.stop_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken="t" * 32) == {
+                "PipelineExecutionArn": arn,
+                "ResponseMetadata": ANY,
+            }
+        statuses = [sm.describe_pipeline_execution(PipelineExecutionArn=arn) for _ in range(3)]
+        assert [d["PipelineExecutionStatus"] for d in statuses] == ["Stopping", "Stopped", "Stopped"]
+        assert "FailureReason" not in statuses[-1]
+        page = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn, SortOrder="Ascending")
+        assert [(s["StepName"], s["StepStatus"]) for s in page["PipelineExecutionSteps"]] == [
+            ("Prepare", "Succeeded"),
+            ("Train", "Stopped"),
+        ]
+
+        elsewhere = sm.start_pipeline_execution(PipelineName="StoppedElsewhere")["PipelineExecutionArn"]
+        statuses = [sm.describe_pipeline_execution(PipelineExecutionArn=elsewhere) for _ in range(4)]
+        assert [d["PipelineExecutionStatus"] for d in statuses] == [
+            "Executing",
+            "Executing",
+            "Stopping",
+            "Stopped",
+        ]
+
+
+def test_a_pipeline_without_execution_is_left_to_moto() -> None:
+    with AwsSandbox.from_file(SCENARIOS) as sandbox:
+        (sm,) = clients(sandbox, "sagemaker")
+        arn = sm.start_pipeline_execution(PipelineName="MyPipeline")["PipelineExecutionArn"]
+        assert (
+            sm.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"] == "Succeeded"
+        )
+        sm.meta.config.retries = {"max_attempts": 1}
+        with pytest.raises(sm.exceptions.ClientError, match=r"\(500\)"):  # moto does not implement it
+            sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)
+
+
+def test_seconds_count_on_the_sandbox_clock_divided_by_its_speed(tmp_path: Path) -> None:
+    path = write(tmp_path, "pipelines: [{name: Slow, execution: {seconds: 30, then: Failed}}]\n")
+    with AwsSandbox.from_file(path, speed=100) as sandbox:  # 30 s are 0.3 s
+        (sm,) = clients(sandbox, "sagemaker")
+        arn = sm.start_pipeline_execution(PipelineName="Slow")["PipelineExecutionArn"]
+        assert (
+            sm.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"] == "Executing"
+        )
+        time.sleep(0.4)
+        assert sm.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"] == "Failed"
+
+
+def test_a_glue_job_run_runs_for_its_polls_then_fails_and_one_runs_until_stopped() -> None:
+    with AwsSandbox.from_file(GLUE_SCENARIOS) as sandbox:
+        (glue,) = clients(sandbox, "glue")
+        run_id = glue.start_job_run(JobName="FailsAfterThreePolls")["JobRunId"]
+        with pytest.raises(glue.exceptions.ConcurrentRunsExceededException):  # MaxConcurrentRuns 1
+            glue.start_job_run(JobName="FailsAfterThreePolls")
+        runs = [glue.get_job_run(JobName="FailsAfterThreePolls", RunId=run_id)["JobRun"] for _ in range(4)]
+        assert [r["JobRunState"] for r in runs] == ["RUNNING", "RUNNING", "RUNNING", "FAILED"]
+        assert "ErrorMessage" not in runs[2] and "CompletedOn" not in runs[2]
+        assert runs[3]["ErrorMessage"] == "AnalysisException: Path does not exist: s3://my-bucket/input/"
+        assert "CompletedOn" in runs[3]
+        (listed,) = glue.get_job_runs(JobName="FailsAfterThreePolls")["JobRuns"]
+        assert (listed["Id"], listed["JobRunState"]) == (run_id, "FAILED")
+        glue.start_job_run(JobName="FailsAfterThreePolls")  # the first one ended: room for another
+
+        running = glue.start_job_run(JobName="RunsUntilStopped")["JobRunId"]
+        assert (
+            glue.get_job_run(JobName="RunsUntilStopped", RunId=running)["JobRun"]["JobRunState"] == "RUNNING"
+        )
+        answer = glue.batch_stop_job_run(JobName="RunsUntilStopped", JobRunIds=[running, "jr_nope"])
+        assert answer["SuccessfulSubmissions"] == [{"JobName": "RunsUntilStopped", "JobRunId": running}]
+        assert [e["ErrorDetail"]["ErrorCode"] for e in answer["Errors"]] == ["EntityNotFoundException"]
+        states = [glue.get_job_run(JobName="RunsUntilStopped", RunId=running)["JobRun"] for _ in range(2)]
+        assert [s["JobRunState"] for s in states] == ["STOPPING", "STOPPED"]
+        again = glue.batch_stop_job_run(JobName="RunsUntilStopped", JobRunIds=[running])
+        assert again["SuccessfulSubmissions"] == []
+        assert again["Errors"][0]["ErrorDetail"]["ErrorMessage"] == f"Job run {running} is STOPPED"

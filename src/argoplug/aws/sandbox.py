@@ -1,9 +1,10 @@
 """The embedded AWS sandbox of `argoplug run --aws-sandbox FILE`: moto's server in-process, with resources.
 
 `AwsSandbox.from_file(FILE)` reads the account, region and what to create (SageMaker pipelines, Glue jobs,
-Step Functions state machines, Lambda functions); as a context manager it serves them on a free loopback
-port and gives the environment (`env`) that points a plugin sidecar at it. moto and boto3 are imported
-when the sandbox starts, not before.
+Step Functions state machines, Lambda functions), and how the executions of a pipeline or the runs of a
+Glue job behave (`execution`, `job_run`: `argoplug.aws.scenarios`); as a context manager it serves them on
+a free loopback port and gives the environment (`env`) that points a plugin sidecar at it. moto and boto3
+are imported when the sandbox starts, not before.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import os
 import re
 import threading
+import typing
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -21,17 +23,29 @@ import msgspec
 import yaml
 
 from argoplug.aws import account_id
+from argoplug.aws.scenarios import (
+    SandboxExecution,
+    SandboxJobRun,
+    SandboxStep,
+    ScenarioLayer,
+    execution_problems,
+    job_run_problems,
+    summary,
+)
 
 __all__ = [
     "DEFAULT_DEFINITION",
     "DEFAULT_STATE_MACHINE",
     "AwsSandbox",
     "SandboxError",
+    "SandboxExecution",
     "SandboxFile",
     "SandboxGlueJob",
+    "SandboxJobRun",
     "SandboxLambdaFunction",
     "SandboxPipeline",
     "SandboxStateMachine",
+    "SandboxStep",
 ]
 
 # SageMaker's PipelineName / PipelineDisplayName pattern (botocore's model); moto does not check it.
@@ -79,6 +93,9 @@ class SandboxPipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     `definition` is the pipeline definition as a YAML/JSON object or JSON text (default: an empty
     pipeline); `role_arn` defaults to `arn:aws:iam::<account>:role/argoplug-sandbox-sagemaker`.
+    `execution` says how its executions behave (`SandboxExecution`: running for N polls or seconds, then
+    ending as declared, or until stopped; steps); without it they are moto's: Succeeded at once, and
+    StopPipelineExecution and ListPipelineExecutionSteps not implemented (HTTP 500).
     """
 
     name: str
@@ -86,17 +103,21 @@ class SandboxPipeline(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     description: str = ""
     definition: dict[str, Any] | str | None = None
     role_arn: str = ""
+    execution: SandboxExecution | None = None
 
 
 class SandboxGlueJob(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """An AWS Glue job to create (CreateJob). moto runs each job run STARTING, RUNNING, then SUCCEEDED,
-    one state per GetJobRun; `max_concurrent_runs` (default 1, as Glue's) refuses more at once."""
+    """An AWS Glue job to create (CreateJob). `job_run` says how its runs behave (`SandboxJobRun`: running
+    for N polls or seconds, then ending as declared, or until stopped), and then `max_concurrent_runs`
+    (default 1, as Glue's) refuses more at once; without it the runs are moto's: SUCCEEDED at once, and
+    BatchStopJobRun not implemented (HTTP 500)."""
 
     name: str
     script_location: str = ""
     max_concurrent_runs: int = 1
     default_arguments: dict[str, str] = {}
     role_arn: str = ""
+    job_run: SandboxJobRun | None = None
 
 
 class SandboxStateMachine(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -142,8 +163,11 @@ class AwsSandbox:
     moto takes the account from MOTO_ACCOUNT_ID in this process's environment on every request (moto 5:
     `BaseResponse.get_current_account`), so `__enter__` sets it to `account` (STS GetCallerIdentity and
     every ARN show it) and `__exit__` restores it; hence one sandbox at a time per process. moto keeps its
-    state per process: entering resets it. Unimplemented calls (ListPipelineExecutionSteps,
-    StopPipelineExecution) answer HTTP 500; executions succeed at once. While it runs, moto's Step
+    state per process: entering resets it. The executions of a pipeline with an `execution`, and the runs
+    of a Glue job with a `job_run`, behave as those say (`argoplug.aws.scenarios.ScenarioLayer`, in front
+    of moto's app); others are moto's: they succeed at once, and its unimplemented calls
+    (ListPipelineExecutionSteps, StopPipelineExecution, BatchStopJobRun) answer HTTP 500. `speed` divides
+    the `seconds` those declare (as `argoplug run --speed` divides its waits). While it runs, moto's Step
     Functions run state machines (its `execute_state_machine` option) and its Lambda runs no Docker (an
     invocation answers its payload back): moto's options are per process too.
     """
@@ -159,9 +183,13 @@ class AwsSandbox:
         lambda_functions: list[SandboxLambdaFunction] | None = None,
         source: str = "",
         quiet: bool = True,
+        speed: float = 1.0,
     ) -> None:
         if not _ACCOUNT.match(account):
             raise SandboxError(f"{source or 'sandbox'}: `account`: expected 12 digits, got {account!r}")
+        if not speed > 0:
+            raise SandboxError(f"{source or 'sandbox'}: the speed must be above 0, got {speed!r}")
+        self.speed = speed
         self.account = account
         self.region = region
         self.pipelines = list(pipelines or [])
@@ -174,12 +202,13 @@ class AwsSandbox:
         self.source = source
         self.quiet = quiet
         self._server: Any = None
+        self._thread: threading.Thread | None = None
         self._endpoint = ""
         self._saved_env: dict[str, str | None] = {}
         self._saved_log_levels: dict[str, int] = {}
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> AwsSandbox:
+    def from_file(cls, path: str | os.PathLike[str], *, speed: float = 1.0) -> AwsSandbox:
         """Read a sandbox FILE (YAML)::
 
             account: "100000000002"     # 12 digits (default 123456789012); quote it: YAML reads 0042 as octal
@@ -189,15 +218,23 @@ class AwsSandbox:
                 display_name: My-Pipeline    # optional
                 definition: {...}            # optional: object or JSON text
                 role_arn: arn:aws:iam::100000000002:role/x   # optional
+                execution:                   # optional: how its executions behave (default: moto's)
+                  polls: 3                   # Executing for 3 DescribePipelineExecution calls (or seconds: S)
+                  then: Failed               # Succeeded (default), Failed, Stopped, Executing (until stopped)
+                  failure_reason: "..."      # optional
+                  stopping_polls: 1          # Stopping for 1 Describe after StopPipelineExecution (default)
+                  steps: [{name: Train, status: Failed, failure_reason: "..."}]   # optional
             glue_jobs:
               - name: MyGlueJob              # optional: script_location, max_concurrent_runs,
                                              # default_arguments, role_arn
+                job_run: {polls: 3, then: FAILED, error_message: "..."}   # optional, as `execution`
             state_machines:
               - name: MyStepFunction         # optional: definition (Amazon States Language), role_arn
             lambda_functions:
               - name: MyLambdaFunction       # optional: runtime, handler, role_arn
 
-        Raises SandboxError naming the file and the bad field when it is missing, not YAML or wrong.
+        `speed` divides the `seconds` an `execution` or `job_run` declares. Raises SandboxError naming the
+        file and the bad field when it is missing, not YAML or wrong.
         """
         where = str(path)
         try:
@@ -219,10 +256,10 @@ class AwsSandbox:
             spec = msgspec.convert(data, SandboxFile, strict=False)
         except msgspec.ValidationError as exc:
             raise SandboxError(f"AWS sandbox file {where}: {_field_message(exc)}") from None
-        return cls._from_spec(spec, where)
+        return cls._from_spec(spec, where, speed)
 
     @classmethod
-    def _from_spec(cls, spec: SandboxFile, where: str) -> AwsSandbox:
+    def _from_spec(cls, spec: SandboxFile, where: str, speed: float = 1.0) -> AwsSandbox:
         account = account_id(spec.account)
         if not _ACCOUNT.match(account):
             raise SandboxError(
@@ -281,6 +318,20 @@ class AwsSandbox:
                     raise SandboxError(
                         f"AWS sandbox file {where}: {at}.definition`: not JSON text or an object ({exc})"
                     ) from None
+        problems = [
+            problem
+            for index, pipeline in enumerate(spec.pipelines)
+            if pipeline.execution is not None
+            for problem in execution_problems(f"pipelines[{index}].execution", pipeline.execution)
+        ]
+        problems += [
+            problem
+            for index, job in enumerate(spec.glue_jobs)
+            if job.job_run is not None
+            for problem in job_run_problems(f"glue_jobs[{index}].job_run", job.job_run)
+        ]
+        if problems:
+            raise SandboxError(f"AWS sandbox file {where}: {'; '.join(problems)}")
         return cls(
             account=account,
             region=spec.region,
@@ -289,6 +340,7 @@ class AwsSandbox:
             state_machines=spec.state_machines,
             lambda_functions=spec.lambda_functions,
             source=where,
+            speed=speed,
         )
 
     @property
@@ -329,16 +381,22 @@ class AwsSandbox:
     def describe(self) -> str:
         """One line: endpoint, account, region and what was created (pipelines, and any other kind)."""
         endpoint = self._endpoint or "(not started)"
-        names = ", ".join(p.name for p in self.pipelines) or "none"
+        names = ", ".join(_named(p.name, p.execution) for p in self.pipelines) or "none"
         text = f"AWS sandbox (moto) at {endpoint}: account {self.account}, region {self.region}, "
         text += f"pipelines: {names}"
+        if self.glue_jobs:
+            text += f"; Glue jobs: {', '.join(_named(job.name, job.job_run) for job in self.glue_jobs)}"
         for what, items in (
-            ("Glue jobs", self.glue_jobs),
             ("state machines", self.state_machines),
             ("Lambda functions", self.lambda_functions),
         ):
             if items:
                 text += f"; {what}: {', '.join(item.name for item in items)}"
+        if self.speed != 1.0 and any(
+            behaviour is not None and behaviour.seconds is not None
+            for behaviour in [*(p.execution for p in self.pipelines), *(j.job_run for j in self.glue_jobs)]
+        ):
+            text += f"; their seconds divided by {self.speed:g}"
         return text
 
     def __enter__(self) -> AwsSandbox:
@@ -374,16 +432,29 @@ class AwsSandbox:
             for name in _QUIET_LOGGERS:
                 logging.getLogger(name).setLevel(logging.CRITICAL)
         try:
-            from moto.server import ThreadedMotoServer
+            from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+            from werkzeug.serving import make_server
         except ImportError as exc:
             raise SandboxError(
                 f"the AWS sandbox needs moto: pip install 'argoplug[sandbox]' ({exc})"
             ) from exc
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
+        # moto's app (as its ThreadedMotoServer serves it) behind the layer that runs the declared
+        # executions and job runs.
+        app = ScenarioLayer(
+            DomainDispatcherApplication(create_backend_app),
+            pipelines={p.name: p.execution for p in self.pipelines if p.execution is not None},
+            glue_jobs={
+                job.name: (job.job_run, job.max_concurrent_runs)
+                for job in self.glue_jobs
+                if job.job_run is not None
+            },
+            speed=self.speed,
+        )
+        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
         self._server = server
-        host, port = server.get_host_and_port()
-        self._endpoint = f"http://{host}:{port}"
+        self._thread = threading.Thread(target=server.serve_forever, name="argoplug-aws-sandbox", daemon=True)
+        self._thread.start()
+        self._endpoint = f"http://127.0.0.1:{server.server_port}"
         self._reset()
         self._configure_moto()
         self._create_pipelines()
@@ -525,8 +596,11 @@ class AwsSandbox:
             self._saved_config = {}
         self._clients, self._roles = {}, {}
         if self._server is not None:
-            self._server.stop()
-            self._server = None
+            if self._thread is not None:  # shutdown() waits for serve_forever, which ends by closing it
+                self._server.shutdown()
+                self._thread.join()
+            self._server.server_close()
+            self._server, self._thread = None, None
         self._endpoint = ""
         for name, level in self._saved_log_levels.items():
             logging.getLogger(name).setLevel(level)
@@ -571,12 +645,31 @@ def _check_names(where: str, field: str, names: list[str], pattern: re.Pattern[s
         seen.add(name)
 
 
-_KINDS: dict[str, type[msgspec.Struct]] = {
-    "pipelines": SandboxPipeline,
-    "glue_jobs": SandboxGlueJob,
-    "state_machines": SandboxStateMachine,
-    "lambda_functions": SandboxLambdaFunction,
-}
+def _named(name: str, behaviour: SandboxExecution | SandboxJobRun | None) -> str:
+    return f"{name} ({summary(behaviour)})" if behaviour is not None else name
+
+
+def _struct_at(path: str) -> Any:
+    """The type at `path` (`pipelines[0].execution`) of the sandbox file: a Struct class, or the field's
+    annotation (a Literal...) when it is not one; None for a path it does not know."""
+    current: Any = SandboxFile
+    for name in re.findall(r"[A-Za-z_]\w*", path):
+        if not (isinstance(current, type) and issubclass(current, msgspec.Struct)):
+            return None
+        hint = typing.get_type_hints(current, include_extras=True).get(name)
+        if hint is None:
+            return None
+        current = _unwrap(hint)
+    return current
+
+
+def _unwrap(hint: Any) -> Any:
+    """The Struct class inside `list[X]`, `X | None` or `Annotated[X, ...]`, else `hint` itself."""
+    for arg in typing.get_args(hint) if typing.get_origin(hint) is not typing.Literal else ():
+        inner = _unwrap(arg)
+        if isinstance(inner, type) and issubclass(inner, msgspec.Struct):
+            return inner
+    return hint
 
 
 def _field_message(exc: msgspec.ValidationError) -> str:
@@ -586,11 +679,16 @@ def _field_message(exc: msgspec.ValidationError) -> str:
     path = path.strip("`").removeprefix("$").lstrip(".")
     if message.startswith("Object contains unknown field"):
         field = message.split("`")[1] if "`" in message else "?"
-        kind = _KINDS.get(path.split("[", 1)[0], SandboxFile)
+        kind = _struct_at(path)
+        kind = kind if isinstance(kind, type) and issubclass(kind, msgspec.Struct) else SandboxFile
         known = ", ".join(f.name for f in msgspec.structs.fields(kind))
         where = f"{path}.{field}" if path else field
         return f"`{where}` is not a field (expected one of: {known})"
     if message.startswith("Object missing required field"):
         field = message.split("`")[1] if "`" in message else "?"
         return f"`{path + '.' if path else ''}{field}` is required"
+    if message.startswith("Invalid enum value"):
+        hint = _struct_at(path)
+        if typing.get_origin(hint) is typing.Literal:
+            message += f" (expected one of: {', '.join(str(value) for value in typing.get_args(hint))})"
     return f"`{path}`: {message}" if path else message
