@@ -114,16 +114,13 @@ def test_a_pipeline_failing_after_three_polls_is_requeued_three_times_with_backo
     assert replies == [("Running", "5s"), ("Running", "10s"), ("Running", "20s"), ("Failed", None)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="argoplug run prints a line per phase change, none per requeue (src/argoplug/agent/report.py, "
-    "Progress.on_change): issue 18, part 4",
-)
 def test_argoplug_run_shows_each_requeue_as_it_happens(failing_run: subprocess.CompletedProcess[str]) -> None:
     running = [
         line for line in failing_run.stdout.splitlines() if re.search(r"execute-pipeline\b.*Running", line)
     ]
-    assert len(running) >= 3, failing_run.stdout
+    assert len(running) == 3, failing_run.stdout
+    for call, (line, requeue) in enumerate(zip(running, ("5s", "10s", "20s"), strict=True), start=1):
+        assert line.endswith(f"(call {call}, requeue {requeue})"), line
 
 
 def test_a_pipeline_stopped_elsewhere_fails_the_node_as_stopped() -> None:

@@ -296,7 +296,7 @@ def _run(
             # The sandbox's endpoint and credentials must win over a user's AWS_PROFILE, session token or
             # web identity: every AWS_* variable of ours is removed, then the sandbox's set.
             env.update({name: None for name in os.environ if name.startswith("AWS_")})
-            env.update(_enter_sandbox(stack, aws_sandbox, console, errors))
+            env.update(_enter_sandbox(stack, aws_sandbox, console, errors, options.speed))
         workdir = _run_folder()
         own_plugins = list(workflow.spec.get("executorPlugins") or [])
         failed_agent = None
@@ -392,9 +392,10 @@ class _Options:
 
 
 def _enter_sandbox(
-    stack: contextlib.ExitStack, path: Path, console: Console, errors: Console
+    stack: contextlib.ExitStack, path: Path, console: Console, errors: Console, speed: float = 1.0
 ) -> dict[str, str]:
-    """Start the AWS sandbox described by `path` for the run; return the environment the sidecar needs."""
+    """Start the AWS sandbox described by `path` for the run (its `seconds` divided by `speed`); return the
+    environment the sidecar needs."""
     try:
         from argoplug.aws.sandbox import AwsSandbox, SandboxError
     except ImportError as exc:
@@ -404,7 +405,7 @@ def _enter_sandbox(
         )
         raise typer.Exit(EXIT_USAGE) from None
     try:
-        sandbox = stack.enter_context(AwsSandbox.from_file(path))
+        sandbox = stack.enter_context(AwsSandbox.from_file(path, speed=speed))
     except SandboxError as exc:
         errors.print(f"argoplug run: {path}: {exc}", markup=False)
         raise typer.Exit(EXIT_USAGE) from None

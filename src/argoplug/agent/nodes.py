@@ -72,7 +72,8 @@ class Node:
     maps input parameter names to values. `hangs` is set once the plugin left the node Pending/Running
     without a requeue (Argo's agent will not call again), and stays set when the run is stopped, to say
     why the node never finished. `warning` is what the plugin did wrong that the phase does not show (a
-    terminal phase sent with a requeue, a `globalName` not echoed).
+    terminal phase sent with a requeue, a `globalName` not echoed). `calls` counts the replies recorded;
+    `requeue` is the last one's delay (seconds) while the node is not done.
 
     As Argo's `NodeStatus`: `children` are the ids of the nodes that run after this one in the graph (a
     Steps node's first step group, a step group's steps, a step's next step group, a DAG's root tasks, a
@@ -102,6 +103,8 @@ class Node:
     outbound_nodes: list[str] = dataclasses.field(default_factory=list)
     template_ref: dict[str, Any] | None = None
     template_scope: str = "local/"
+    calls: int = 0  # replies of its plugin (or HTTP server) recorded
+    requeue: float | None = None  # seconds until the next call, while Pending/Running with a requeue
     hooked: bool = False
     retried: bool = False
 
@@ -246,6 +249,8 @@ class StatusRecorder:
             node.message = update.message
         node.phase, node.outputs = phase, update.outputs
         node.hangs = not phase.fulfilled and update.requeue is None
+        node.calls += 1
+        node.requeue = None if phase.fulfilled else update.requeue
         if update.warning:
             node.warning = update.warning
         if phase.fulfilled:

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from argoplug.agent.humanize import duration, short_duration, timestamp
 from argoplug.agent.nodes import Node, NodePhase, NodeType, WorkflowStatus, node_id
+from argoplug.protocol import format_duration
 
 __all__ = [
     "ICONS",
@@ -238,6 +239,8 @@ def _message(node: Node) -> str:
     notes = [" ".join(node.message.split())]
     if node.hangs:
         notes.append(f"({_HANGS})" if notes[0] else _HANGS)
+    if node.requeue is not None and not node.phase.fulfilled:
+        notes.append(f"(call {node.calls}, requeue {format_duration(node.requeue)})")
     if node.warning:
         notes.append(f"[warning: {node.warning}]")
     return " ".join(note for note in notes if note)
@@ -318,13 +321,15 @@ class Progress:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.live = console.is_terminal
-        self._seen: dict[str, NodePhase] = {}
+        self._seen: dict[str, tuple[NodePhase, int]] = {}
 
     def on_change(self, node: Node) -> None:
-        """Print a line when `node` reached a new phase (plain mode only; the live view redraws itself)."""
-        if self.live or node.type in _GROUPS or self._seen.get(node.id) == node.phase:
+        """Print a line when `node` reached a new phase, and for each reply that requeues it (plain mode
+        only; the live view redraws itself)."""
+        state = (node.phase, node.calls if node.requeue is not None else 0)
+        if self.live or node.type in _GROUPS or self._seen.get(node.id) == state:
             return
-        self._seen[node.id] = node.phase
+        self._seen[node.id] = state
         icon = ICONS[node.phase][0]
         line = f"{time.strftime('%H:%M:%S')} {icon} {node.name} {node.phase}"
         message = _message(node)
