@@ -85,6 +85,7 @@ def test_bundle_readme_and_request(tmp_path: Path) -> None:
         "port": 7733,
         "plugins": [NAME],
         "namespaces": ["argo"],
+        "workflowServiceAccount": f"{NAME}-executor-plugin",
     }
     readme = (tmp_path / "README.md").read_text()
     reference = argoplug_requirement()
@@ -99,6 +100,17 @@ def test_bundle_readme_and_request(tmp_path: Path) -> None:
     request = json.loads((tmp_path / "request.json").read_text())
     assert list(request["template"]["plugin"]) == [NAME]
     assert "__pycache__/" in (tmp_path / ".gitignore").read_text().splitlines()
+
+
+def test_the_scaffolds_bundle_builds_without_warnings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from argoplug.build.bundle import bundle_warnings, load_bundle
+
+    init_plugin(NAME, tmp_path)
+    bundle = load_bundle(tmp_path / "argoplug.yaml")
+    assert bundle_warnings(bundle) == []
+    assert bundle.agent_service_account == f"{NAME}-executor-plugin"  # created by the build, not `default`
 
 
 def test_the_generated_plugin_works(tmp_path: Path) -> None:

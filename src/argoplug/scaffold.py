@@ -418,7 +418,9 @@ image, the port and the plugins it serves. Set `image` to your registry, then, i
 kustomization: install them with `kubectl apply -k build` (see `build/README.md`). Into `build/wheels/`
 it puts the wheels the image installs: this package's and argoplug's, built with `pip wheel` from where
 they are installed, and their dependencies' (from your package index); `--no-wheels` skips that. Argo's
-controller needs `ARGO_EXECUTOR_PLUGINS=true` to run executor plugins.
+controller needs `ARGO_EXECUTOR_PLUGINS=true` to run executor plugins; the workflows that use the plugin
+run as `serviceAccountName: $executor_plugin` (`workflowServiceAccount` in `argoplug.yaml`), which the
+build creates with the agent's permissions.
 """
 
 _BUNDLE = """\
@@ -431,6 +433,9 @@ plugins:
   - $name
 namespaces:
   - argo
+# The service account the workflows using the plugin run as (`serviceAccountName`): the build creates it
+# and binds the agent's Role to it alone, not to `default`, whose every pod could forge plugin results.
+workflowServiceAccount: $name-executor-plugin
 """
 
 _REQUEST = """\
