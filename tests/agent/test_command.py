@@ -209,18 +209,7 @@ def test_sigterm_stops_the_run_and_its_sidecars(tmp_path):
         "spec:\n  entrypoint: main\n  templates:\n"
         "    - name: main\n      suspend: {duration: '60'}\n"
     )
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "argoplug", "run", str(path), "--plugin", PLUGINS],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )  # fmt: skip
-    assert process.stdout is not None
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        if "Suspended" in line or "Running" in line:
-            break
+    process, lines = _started_run(path, "Running")
     listening = re.search(r"listening on: http://[\d.]+:(\d+)", "".join(lines))
     assert listening is not None, "".join(lines)
     port = int(listening.group(1))
@@ -257,7 +246,8 @@ def test_a_template_nobody_takes_names_the_key_asked_and_the_keys_served(tmp_pat
     assert "echo" in failed.stdout.split("plugin key 'ecoh' asked", 1)[1].splitlines()[0]
 
 
-def _started_run(path: Path) -> tuple[subprocess.Popen[str], list[str]]:
+def _started_run(path: Path, until: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """`argoplug run PATH` as a subprocess, and its output up to the first line holding `until`."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
     process = subprocess.Popen(
@@ -268,7 +258,7 @@ def _started_run(path: Path) -> tuple[subprocess.Popen[str], list[str]]:
     lines = []
     for line in process.stdout:
         lines.append(line)
-        if "stoppable Running" in line:
+        if until in line:
             break
     return process, lines
 
@@ -286,7 +276,7 @@ def test_ctrl_c_stops_as_argo_stop_does_and_runs_the_exit_handler(tmp_path):
 
     path = tmp_path / "stoppable.yaml"
     path.write_text(STOPPABLE)
-    process, lines = _started_run(path)
+    process, lines = _started_run(path, "stoppable Running")
     process.send_signal(signal.SIGINT)
     rest = process.communicate(timeout=30)[0]
     output = "".join(lines) + rest
@@ -304,7 +294,7 @@ def test_a_second_ctrl_c_interrupts_without_the_exit_handler(tmp_path):
     path.write_text(
         STOPPABLE.replace("plugin: {echo: {status: '{{workflow.status}}'}}", "suspend: {duration: '60'}")
     )
-    process, lines = _started_run(path)
+    process, lines = _started_run(path, "stoppable Running")
     process.send_signal(signal.SIGINT)
     time.sleep(1.0)  # the exit handler (a 60 s suspend) is running
     process.send_signal(signal.SIGINT)
