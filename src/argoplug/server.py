@@ -118,7 +118,9 @@ class ServerSettings(msgspec.Struct, kw_only=True, frozen=True):
 
     Bounds on what a caller may send (any caller that reaches the port, not only the agent):
     `max_body_bytes` (a larger body is answered 413 without being read; default 4 MiB, above anything
-    Argo can send), `body_timeout` (seconds to receive the body once the head came: else 408),
+    Argo can send), `max_bytes_in_flight` (the bodies of all calls not yet answered, in bytes: past it a
+    call is answered 503, which the agent retries; default 4 MiB, at least `max_body_bytes`),
+    `body_timeout` (seconds to receive the body once the head came: else 408),
     and, where `serve` runs uvicorn (`argoplug.http_limits`), `header_timeout` (seconds from the
     connection, or a request's first byte, to the end of its head: else 408), `max_header_bytes` and
     `max_headers` (else 431), and `max_connections` (one more is answered 503, which the agent retries).
@@ -135,6 +137,7 @@ class ServerSettings(msgspec.Struct, kw_only=True, frozen=True):
     tune_gc: bool = True
     stop_jobs_timeout: float = STOP_JOBS_TIMEOUT
     max_body_bytes: int = DEFAULT_MAX_BODY
+    max_bytes_in_flight: int = DEFAULT_MAX_BODY
     body_timeout: float = 10.0
     header_timeout: float = 10.0
     max_header_bytes: int = 64 * 1024
@@ -155,6 +158,11 @@ class ServerSettings(msgspec.Struct, kw_only=True, frozen=True):
                 f"the pod's default {POD_GRACE_PERIOD:g} s grace period), got {self.stop_jobs_timeout!r}"
             )
         counts = ("handler_threads", "max_body_bytes", "max_header_bytes", "max_headers", "max_connections")
+        if self.max_bytes_in_flight < self.max_body_bytes:
+            raise ValueError(
+                f"max_bytes_in_flight ({self.max_bytes_in_flight}) must be at least max_body_bytes "
+                f"({self.max_body_bytes})"
+            )
         for name in counts:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
@@ -249,6 +257,7 @@ class _PluginServer:
         self._pools: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
         # The last Pending/Running result with outputs of each task still running (see _carry_outputs).
         self._reported: collections.OrderedDict[tuple[str, str], Result] = collections.OrderedDict()
+        self._in_flight = 0  # bytes of request bodies received and not yet answered (see _hold)
         # The hooks' implementations, taken once: a call pays nothing for hooks nobody implements.
         self._startup = _implementations(hooks, "argoplug_startup")
         self._shutdown = _implementations(hooks, "argoplug_shutdown")
@@ -258,8 +267,15 @@ class _PluginServer:
         self.startup_error: HookError | None = None
 
     async def execute(self, request: Request) -> Response:
+        held = _Held()
         try:
-            body = await self._body(request)
+            return await self._execute(request, held)
+        finally:
+            self._in_flight -= held.bytes
+
+    async def _execute(self, request: Request, held: _Held) -> Response:
+        try:
+            body = await self._body(request, held)
         except _Refusal as refused:
             log.warning("refused template.execute request: %s", refused.message)
             return _error(refused.status, refused.message, headers=_CLOSE)
@@ -313,6 +329,21 @@ class _PluginServer:
             await self._after_execute(task, result)
         return self._reply(node, requeue, plugin.key, task, started)
 
+    def _hold(self, held: _Held, size: int) -> None:
+        """Count `size` more bytes of a body in flight; raise _Refusal(503) when they pass their bound.
+
+        The bytes stay counted until the call is answered: a body decoded for one of our keys may take 25
+        times its size in memory (bench/README.md), so their sum bounds the sidecar's memory.
+        """
+        bound = self.settings.max_bytes_in_flight
+        if self._in_flight + size > bound:
+            raise _Refusal(
+                503,
+                f"{self._in_flight} bytes of request bodies in flight, {size} more would pass {bound}: retry",
+            )
+        self._in_flight += size
+        held.bytes += size
+
     def _carry_outputs(self, ident: tuple[str, str], result: Result) -> Result:
         """`result`, with the outputs last reported for the task when it is Pending/Running without any.
 
@@ -334,16 +365,22 @@ class _PluginServer:
             return result
         return dataclasses.replace(result, outputs=last.outputs, result=last.result)
 
-    async def _body(self, request: Request) -> bytes:
-        """The request's body, at most `max_body_bytes`, received within `body_timeout` seconds.
+    async def _body(self, request: Request, held: _Held) -> bytes:
+        """The request's body, at most `max_body_bytes`, received within `body_timeout` seconds, its bytes
+        counted in `held` against `max_bytes_in_flight` (the Content-Length before reading, else as it comes).
 
         Raises _Refusal (413 before reading when the Content-Length says too much, or once the count
-        passes it; 408 past the deadline) and ClientDisconnect.
+        passes it; 503 when the bodies in flight would pass their bound; 408 past the deadline) and
+        ClientDisconnect.
         """
         limit = self.settings.max_body_bytes
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            raise _Refusal(413, f"request body of {length} bytes is larger than the {limit} bytes served")
+        header = request.headers.get("content-length")
+        counted = header is not None and header.isdigit()
+        if counted:
+            length = int(header or 0)
+            if length > limit:
+                raise _Refusal(413, f"request body of {length} bytes is larger than the {limit} bytes served")
+            self._hold(held, length)
         chunks: list[bytes] = []
         size = 0
         try:
@@ -352,6 +389,8 @@ class _PluginServer:
                     size += len(chunk)
                     if size > limit:
                         raise _Refusal(413, f"request body is larger than the {limit} bytes served")
+                    if not counted:
+                        self._hold(held, len(chunk))
                     chunks.append(chunk)
         except TimeoutError:
             raise _Refusal(
@@ -601,6 +640,15 @@ class _Call:
         self.finished_at = time.monotonic()
         if not self.future.cancelled():
             self.future.exception()  # retrieved: asyncio warns of exceptions nobody looked at
+
+
+class _Held:
+    """The body bytes one call holds in the in-flight count (see `_PluginServer._hold`)."""
+
+    __slots__ = ("bytes",)
+
+    def __init__(self) -> None:
+        self.bytes = 0
 
 
 class _Refusal(Exception):

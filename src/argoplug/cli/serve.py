@@ -66,6 +66,14 @@ def _serve_parser() -> argparse.ArgumentParser:
         help="a larger request body is answered 413 without being read (default: %(default)s, 4 MiB)",
     )
     limits.add_argument(
+        "--max-bytes-in-flight",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="the bodies of all calls not yet answered: past it a call is answered 503, which the agent "
+        "retries (default: --max-body-bytes, 4 MiB)",
+    )
+    limits.add_argument(
         "--body-timeout",
         type=float,
         default=10.0,
@@ -111,6 +119,7 @@ def serve(argv: Sequence[str]) -> int:
             token_file=options.token_file,
             handler_deadline=options.handler_deadline,
             max_body_bytes=options.max_body_bytes,
+            max_bytes_in_flight=options.max_bytes_in_flight or options.max_body_bytes,
             body_timeout=options.body_timeout,
             header_timeout=options.header_timeout,
             max_connections=options.max_connections,
