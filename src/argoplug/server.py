@@ -81,6 +81,7 @@ MiB = 1024 * 1024
 # Kubernetes objects live in etcd, whose default request limit is 1.5 MiB (`--max-request-bytes`): no
 # template of a Workflow or WorkflowTemplate is larger. The agent adds the workflow's metadata.
 DEFAULT_MAX_BODY = 4 * MiB
+SMALL_BODY = 64 * 1024  # bytes: bodies up to this are not counted against max_bytes_in_flight
 REPORTED_TASKS = 10_000  # tasks whose last outputs are kept for their next Running reply (~1 KiB each)
 TOKEN_FILE_MAX = 64 * 1024  # bytes read of the token file at most (a ServiceAccount token is ~1 KiB)
 
@@ -119,7 +120,8 @@ class ServerSettings(msgspec.Struct, kw_only=True, frozen=True):
     Bounds on what a caller may send (any caller that reaches the port, not only the agent):
     `max_body_bytes` (a larger body is answered 413 without being read; default 4 MiB, above anything
     Argo can send), `max_bytes_in_flight` (the bodies of all calls not yet answered, in bytes: past it a
-    call is answered 503, which the agent retries; default 4 MiB, at least `max_body_bytes`),
+    call is answered 503, which the agent retries; bodies up to 64 KiB are not counted; default 4 MiB, at
+    least `max_body_bytes`),
     `body_timeout` (seconds to receive the body once the head came: else 408),
     and, where `serve` runs uvicorn (`argoplug.http_limits`), `header_timeout` (seconds from the
     connection, or a request's first byte, to the end of its head: else 408), `max_header_bytes` and
@@ -366,21 +368,19 @@ class _PluginServer:
         return dataclasses.replace(result, outputs=last.outputs, result=last.result)
 
     async def _body(self, request: Request, held: _Held) -> bytes:
-        """The request's body, at most `max_body_bytes`, received within `body_timeout` seconds, its bytes
-        counted in `held` against `max_bytes_in_flight` (the Content-Length before reading, else as it comes).
+        """The request's body, at most `max_body_bytes`, received within `body_timeout` seconds; the bytes
+        received of a body over SMALL_BODY are counted in `held` against `max_bytes_in_flight`.
 
-        Raises _Refusal (413 before reading when the Content-Length says too much, or once the count
-        passes it; 503 when the bodies in flight would pass their bound; 408 past the deadline) and
-        ClientDisconnect.
+        Counting what arrived (not what the Content-Length promises) keeps a slow body from holding the
+        bound it has not used; small bodies (what the agent sends) are never refused by it, so bodies held
+        open by others cannot starve the agent. Raises _Refusal (413 before reading when the
+        Content-Length says too much, or once the count passes it; 503 when the bodies in flight would
+        pass their bound; 408 past the deadline) and ClientDisconnect.
         """
         limit = self.settings.max_body_bytes
         header = request.headers.get("content-length")
-        counted = header is not None and header.isdigit()
-        if counted:
-            length = int(header or 0)
-            if length > limit:
-                raise _Refusal(413, f"request body of {length} bytes is larger than the {limit} bytes served")
-            self._hold(held, length)
+        if header is not None and header.isdigit() and int(header) > limit:
+            raise _Refusal(413, f"request body of {header} bytes is larger than the {limit} bytes served")
         chunks: list[bytes] = []
         size = 0
         try:
@@ -389,8 +389,8 @@ class _PluginServer:
                     size += len(chunk)
                     if size > limit:
                         raise _Refusal(413, f"request body is larger than the {limit} bytes served")
-                    if not counted:
-                        self._hold(held, len(chunk))
+                    if size > SMALL_BODY:
+                        self._hold(held, size - held.bytes)
                     chunks.append(chunk)
         except TimeoutError:
             raise _Refusal(
