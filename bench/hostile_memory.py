@@ -41,6 +41,7 @@ from run import BENCH, EXECUTE, HOST, PROCS, RESULTS, argoplug_server, free_port
 MiB = 1024 * 1024
 MAX_BODY = 4 * MiB  # the server's default --max-body-bytes
 MARGIN = 64  # bytes under the limit for "the largest accepted body"
+SMALL_BODY = 64 * 1024  # bodies up to this size are not counted against --max-bytes-in-flight
 HUGE = 100_000_000  # "100 MB"
 DEEP = 1_000_000  # nesting levels
 PIECE = MiB  # bytes per send() of a large body
@@ -315,6 +316,10 @@ def OBJECTS() -> bytes:
     return list_filling("instant", b"{}", LIMIT_BODY)
 
 
+def SMALL_OBJECTS() -> bytes:
+    return list_filling("instant", b"{}", SMALL_BODY)
+
+
 CASES = [
     Case("idle", "none (started, /healthz answered)", "plugin", None),
     Case("list-strings", f'`["a","a",…]`, {LIMIT_BODY:,} bytes, our key', "plugin", fixed(STRINGS)),
@@ -336,6 +341,8 @@ CASES = [
     Case("8-list-objects", "8 connections, the same", "plugin", held(8, OBJECTS, authorized=True)),
     Case("255-held-no-token", "255 connections, 4 MiB each, no token, all held but the last byte", "plugin",
          held(255, OBJECTS, authorized=False)),
+    Case("255-small-list-objects", "255 connections, `[{},{},…]` of 64 KiB each, our key, sent together",
+         "plugin", held(255, SMALL_OBJECTS, authorized=True)),
     Case("8-list-objects-unbounded", "8 connections, `[{},{},…]` each, our key, sent together", "plugin",
          held(8, OBJECTS, authorized=True), ("--max-bytes-in-flight", str(8 * MAX_BODY))),
     Case("255-held-no-token-unbounded", "255 connections, 4 MiB each, no token, all held but the last byte",
