@@ -13,9 +13,19 @@ from collections.abc import Mapping
 
 __all__ = ["RequestInfo", "request_info"]
 
-_WATCH = {"true", "1"}
+# Path segments after the version that make the verb (`/api/v1/watch/...`); proxy takes no subresource.
+_SPECIAL_VERBS = {"proxy", "watch"}
+_SPECIAL_VERBS_NO_SUBRESOURCES = {"proxy"}
 # Subresources of a namespace itself (`/api/v1/namespaces/<name>/status`), not resources in it.
 _NAMESPACE_SUBRESOURCES = {"status", "finalize"}
+_METHOD_VERBS = {
+    "POST": "create",
+    "GET": "get",
+    "HEAD": "get",
+    "PUT": "update",
+    "PATCH": "patch",
+    "DELETE": "delete",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,43 +56,49 @@ class RequestInfo:
 def request_info(method: str, path: str, query: Mapping[str, str] | None = None) -> RequestInfo:
     """Return what `method` on `path` (with `query`) asks for.
 
-    As requestinfo.go: `/api/v1/...` is the core group, `/apis/<group>/<version>/...` a named group; other
-    paths (and the discovery paths `/api`, `/apis`, `/apis/<group>[/<version>]`) are non-resource
-    requests whose verb is the lowercase method (`get`, `post`, ...). For resources: GET on an object is
-    get, on a collection list, with `watch=true|1` watch; POST create; PUT update; PATCH patch; DELETE
-    delete on an object, deletecollection on a collection; a list or watch whose `fieldSelector` requires
-    `metadata.name=<name>` has that name. `/namespaces/<name>[/status|/finalize]` is resource `namespaces`
-    with namespace and name `<name>`; the legacy `/watch/` prefix makes the verb watch.
+    As requestinfo.go: `/api/<version>/...` and `/apis/<group>/<version>/...` with at least a resource are
+    resource requests; everything else (`/api`, `/apis/<group>/<version>`, `/version`, `/healthz`) a
+    non-resource request whose verb is the lowercase method. GET/HEAD on an object is get, on a collection
+    list, or watch when the `watch` parameter is anything but `0`/`false`; a list or watch whose
+    `fieldSelector` requires `metadata.name=<name>` names that object; POST create; PUT update; PATCH
+    patch; DELETE delete on an object, deletecollection on a collection; `/watch/` and `/proxy/` after the
+    version make the verb. `/api/v1/namespaces/<name>[/status|/finalize]` is resource `namespaces` with
+    namespace and name <name>. Raises ValueError for `/api/v1/watch` (or `/proxy`) with nothing after it,
+    as the API server answers 500.
     """
     query = query or {}
-    method = method.upper()
-    parts = [part for part in path.split("/") if part]
     non_resource = RequestInfo(verb=method.lower(), path=path)
-    if len(parts) >= 2 and parts[0] == "api":
-        group, version, rest = "", parts[1], parts[2:]
-    elif len(parts) >= 3 and parts[0] == "apis":
-        group, version, rest = parts[1], parts[2], parts[3:]
+    stripped = path.strip("/")
+    parts = stripped.split("/") if stripped else []
+    if len(parts) < 3 or parts[0] not in ("api", "apis"):
+        return non_resource
+    prefix, parts = parts[0], parts[1:]
+    group = ""
+    if prefix == "apis":
+        if len(parts) < 3:
+            return non_resource
+        group, parts = parts[0], parts[1:]
+    version, parts = parts[0], parts[1:]
+    if parts[0] in _SPECIAL_VERBS:
+        if len(parts) < 2:
+            url = path + ("?" + "&".join(f"{key}={value}" for key, value in query.items()) if query else "")
+            raise ValueError(f"unable to determine kind and namespace from url, {url}")
+        verb, parts = parts[0], parts[1:]
     else:
-        return non_resource
-    if not rest:
-        return non_resource
-    verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, "get")
-    if rest[0] == "watch":
-        verb, rest = "watch", rest[1:]
+        verb = _METHOD_VERBS.get(method.upper(), "")
     namespace = ""
-    if rest[0] == "namespaces" and len(rest) > 1:
-        namespace = rest[1]
-        if len(rest) > 2 and rest[2] not in _NAMESPACE_SUBRESOURCES:
-            rest = rest[2:]
-    resource = rest[0]
-    name = rest[1] if len(rest) > 1 else ""
-    subresource = rest[2] if len(rest) > 2 else ""
+    if parts[0] == "namespaces" and len(parts) > 1:
+        namespace = parts[1]
+        if len(parts) > 2 and parts[2] not in _NAMESPACE_SUBRESOURCES:
+            parts = parts[2:]
+    resource = parts[0]
+    name = parts[1] if len(parts) >= 2 else ""
+    subresource = parts[2] if len(parts) >= 3 and verb not in _SPECIAL_VERBS_NO_SUBRESOURCES else ""
     if not name and verb == "get":
-        verb = "watch" if query.get("watch", "").lower() in _WATCH else "list"
-        selected = _exact_name(query.get("fieldSelector", ""))
-        if selected:
-            name = selected
-    elif not name and verb == "delete":
+        watch = query.get("watch")
+        verb = "watch" if watch is not None and watch.lower() not in ("0", "false") else "list"
+        name = _exact_name(query.get("fieldSelector", ""))
+    if not name and verb == "delete":
         verb = "deletecollection"
     return RequestInfo(
         verb=verb,
@@ -97,8 +113,13 @@ def request_info(method: str, path: str, query: Mapping[str, str] | None = None)
 
 
 def _exact_name(selector: str) -> str:
-    for requirement in selector.split(","):
-        field, _, value = requirement.partition("==") if "==" in requirement else requirement.partition("=")
-        if field.strip() == "metadata.name" and not field.endswith("!") and value:
-            return value.strip()
+    """fields.Selector.RequiresExactMatch("metadata.name"), when the name is a valid path segment."""
+    for term in selector.split(","):
+        if "!=" in term:
+            continue
+        field, separator, value = term.partition("==") if "==" in term else term.partition("=")
+        if separator and field.strip() == "metadata.name":
+            value = value.strip()
+            if value and value not in (".", "..") and not any(char in value for char in "/%"):
+                return value
     return ""

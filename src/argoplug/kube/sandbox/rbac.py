@@ -29,6 +29,8 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from argoplug.kube.request_info import request_info
+
 __all__ = [
     "ANONYMOUS",
     "DEFAULT_ISSUER",
@@ -698,85 +700,20 @@ def _go_value(value: Any) -> str:
     return _go_quote(json.dumps(value, separators=(",", ":")))
 
 
-_SPECIAL_VERBS = {"proxy", "watch"}
-_SPECIAL_VERBS_NO_SUBRESOURCES = {"proxy"}
-_NAMESPACE_SUBRESOURCES = {"status", "finalize"}
-_METHOD_VERBS = {
-    "POST": "create",
-    "GET": "get",
-    "HEAD": "get",
-    "PUT": "update",
-    "PATCH": "patch",
-    "DELETE": "delete",
-}
-
-
 def request_attributes(method: str, path: str, query: Mapping[str, str], user: UserInfo) -> RequestAttributes:
-    """Return what `method` on `path` asks, as RequestInfoFactory.NewRequestInfo reads it
-    (staging/src/k8s.io/apiserver/pkg/endpoints/request/requestinfo.go).
+    """Return what `method` on `path` asks, for `user`, as `argoplug.kube.request_info.request_info` reads
+    it (RequestInfoFactory.NewRequestInfo, staging/src/k8s.io/apiserver/pkg/endpoints/request/requestinfo.go).
 
-    `/api/<version>/...` and `/apis/<group>/<version>/...` with at least a resource are resource requests;
-    everything else (`/api`, `/apis/<group>/<version>`, `/version`, `/healthz`) a non-resource request whose
-    verb is the lowercase method. GET/HEAD on an object is get, on a collection list, or watch when the
-    `watch` parameter is anything but `0`/`false`; a list or watch whose `fieldSelector` requires
-    `metadata.name=<name>` names that object; POST create; PUT update; PATCH patch; DELETE delete on an
-    object, deletecollection on a collection; `/watch/` and `/proxy/` after the version make the verb.
-    `/api/v1/namespaces/<name>[/status|/finalize]` is resource `namespaces` with namespace and name <name>.
     Raises ValueError for `/api/v1/watch` (or `/proxy`) with nothing after it, as the API server answers 500.
     """
-    non_resource = RequestAttributes(user=user, verb=method.lower(), api_group="", resource="", path=path)
-    stripped = path.strip("/")
-    parts = stripped.split("/") if stripped else []
-    if len(parts) < 3 or parts[0] not in ("api", "apis"):
-        return non_resource
-    prefix, parts = parts[0], parts[1:]
-    group = ""
-    if prefix == "apis":
-        if len(parts) < 3:
-            return non_resource
-        group, parts = parts[0], parts[1:]
-    parts = parts[1:]  # the version
-    if parts[0] in _SPECIAL_VERBS:
-        if len(parts) < 2:
-            url = path + ("?" + "&".join(f"{key}={value}" for key, value in query.items()) if query else "")
-            raise ValueError(f"unable to determine kind and namespace from url, {url}")
-        verb, parts = parts[0], parts[1:]
-    else:
-        verb = _METHOD_VERBS.get(method.upper(), "")
-    namespace = ""
-    if parts[0] == "namespaces" and len(parts) > 1:
-        namespace = parts[1]
-        if len(parts) > 2 and parts[2] not in _NAMESPACE_SUBRESOURCES:
-            parts = parts[2:]
-    resource = parts[0]
-    name = parts[1] if len(parts) >= 2 else ""
-    subresource = parts[2] if len(parts) >= 3 and verb not in _SPECIAL_VERBS_NO_SUBRESOURCES else ""
-    if not name and verb == "get":
-        watch = query.get("watch")
-        verb = "watch" if watch is not None and watch.lower() not in ("0", "false") else "list"
-        name = _exact_name(query.get("fieldSelector", ""))
-    if not name and verb == "delete":
-        verb = "deletecollection"
+    info = request_info(method, path, query)
     return RequestAttributes(
         user=user,
-        verb=verb,
-        api_group=group,
-        resource=resource,
-        subresource=subresource,
-        namespace=namespace,
-        name=name,
-        path=path,
+        verb=info.verb,
+        api_group=info.api_group,
+        resource=info.resource,
+        subresource=info.subresource,
+        namespace=info.namespace,
+        name=info.name,
+        path=info.path,
     )
-
-
-def _exact_name(selector: str) -> str:
-    """fields.Selector.RequiresExactMatch("metadata.name"), when the name is a valid path segment."""
-    for term in selector.split(","):
-        if "!=" in term:
-            continue
-        field, separator, value = term.partition("==") if "==" in term else term.partition("=")
-        if separator and field.strip() == "metadata.name":
-            value = value.strip()
-            if value and value not in (".", "..") and not any(char in value for char in "/%"):
-                return value
-    return ""
