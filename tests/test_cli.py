@@ -253,3 +253,15 @@ def test_version_states_the_bundled_argo_schema() -> None:
     assert done.stdout.startswith(
         "argoplug 0.1.0; workflows validated against the schema of Argo Workflows v4.1.0"
     )
+
+
+def test_a_bare_kube_sandbox_gets_the_empty_value_and_a_given_file_is_kept():
+    from argoplug.cli import with_optional_values
+
+    assert with_optional_values(["run", "wf.yaml", "--kube-sandbox"]) == ["run", "wf.yaml", "--kube-sandbox="]
+    assert with_optional_values(["run", "--kube-sandbox", "-p", "a=b", "wf.yaml"])[1] == "--kube-sandbox="
+    assert with_optional_values(["run", "--kube-sandbox", "objects.yaml"])[1:] == [
+        "--kube-sandbox",
+        "objects.yaml",
+    ]
+    assert with_optional_values(["run", "--", "--kube-sandbox"]) == ["run", "--", "--kube-sandbox"]

@@ -66,12 +66,22 @@ def example_workflows() -> list[Path]:
     return found
 
 
+# Published templates copied unchanged, with the schema problems they have upstream (argoplug run warns of
+# them, as `argo lint` refuses them): Understack's get-device-nautobot declares an output field `secret`.
+UPSTREAM_PROBLEMS = {"examples/understack/get-device-nautobot.yaml": ['json: unknown field "secret"']}
+
+
 @pytest.mark.parametrize("path", example_workflows(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_example_workflow_validates_against_argos_schema(path: Path) -> None:
     from argoplug.agent.schema import schema_problems
 
-    for body in yaml.safe_load_all(path.read_text()):
-        assert schema_problems(body["kind"], body) == [], path
+    problems = [
+        p for body in yaml.safe_load_all(path.read_text()) for p in schema_problems(body["kind"], body)
+    ]
+    expected = UPSTREAM_PROBLEMS.get(str(path.relative_to(ROOT)), [])
+    assert len(problems) == len(expected), (path, problems)
+    for problem, words in zip(problems, expected, strict=True):
+        assert words in problem, (path, problem)
 
 
 def test_the_examples_hold_workflows() -> None:

@@ -3,7 +3,7 @@ WorkflowTemplates use"): `get-obm-ip` and `get-device-nautobot` call `nautobot-a
 reads the Nautobot URL from a ConfigMap (`valueFrom.configMapKeyRef`), sends the token from a Secret, and
 hands the HTTP result up through `valueFrom.expression` outputs with `jsonpath(..., '$.results.[0]...')`.
 
-The templates are rackerlabs/understack's, unchanged (workflows/understack/, each with its source path and
+The templates are rackerlabs/understack's, unchanged (examples/understack/, each with its source path and
 commit); Nautobot is a loopback HTTP server answering what its REST API answers for these paths.
 """
 
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import HERE, PlainHttpServer
+from .helpers import ROOT, PlainHttpServer
 from .test_command import argoplug
 
-UNDERSTACK = HERE / "workflows" / "understack"
+UNDERSTACK = ROOT / "examples" / "understack"
 TOKEN = "Token 0123456789abcdef-nautobot"
 IP_ADDRESSES = {"count": 1, "results": [{"host": "10.46.96.157", "address": "10.46.96.157/26"}]}
 DEVICE = {"count": 1, "results": [{"id": "dev-1", "name": "server-1", "serial": "ABC123"}]}

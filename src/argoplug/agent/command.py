@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from argoplug.agent.client import FailedAgentPod, PluginEndpoint
+    from argoplug.agent.cluster import RunCluster
     from argoplug.agent.configmaps import ConfigMaps
     from argoplug.agent.engine import Engine
     from argoplug.agent.http_template import SecretStore
@@ -55,6 +56,40 @@ def run(
         typer.Option(
             metavar="FILE",
             help="Run the AWS sandbox (moto) FILE describes; the plugin processes started use it.",
+        ),
+    ] = None,
+    kube_sandbox: Annotated[
+        str | None,
+        typer.Option(
+            "--kube-sandbox",
+            metavar="[FILE]",
+            help=(
+                "Run against argoplug's Kubernetes API sandbox, with the objects FILE holds created first "
+                "(namespaces, ConfigMaps, Secrets, ServiceAccounts, RBAC): the run is a Workflow object "
+                "there, configMapKeyRef inputs and secretKeyRef headers are read from it, and the sidecars "
+                "reach it through KUBECONFIG. FILE is optional."
+            ),
+        ),
+    ] = None,
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="PATH",
+            help="Run against the cluster of this kubeconfig (as --kube-sandbox does against the sandbox).",
+        ),
+    ] = None,
+    context: Annotated[
+        str | None,
+        typer.Option(metavar="NAME", help="The kubeconfig context (default: its current one)."),
+    ] = None,
+    kube_service_account: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help=(
+                "The ServiceAccount (in the workflow's namespace) whose token the sidecars get, as Argo "
+                "mounts <plugin>-executor-plugin's; default: the run's own credentials."
+            ),
         ),
     ] = None,
     aws_endpoint: Annotated[
@@ -230,6 +265,10 @@ def run(
             submit_from=submit_from,
             container_outputs=container_outputs,
             local_containers=local_containers,
+            kube_sandbox=kube_sandbox,
+            kubeconfig=kubeconfig,
+            context=context,
+            kube_service_account=kube_service_account or "",
         )
         _run(files, parameter or (), aws_sandbox, aws_endpoint, options, console, errors)
     except KeyboardInterrupt:
@@ -279,6 +318,10 @@ def _run(
         console.print(pods.describe(), markup=False)
     secrets = None
     configmaps = None
+    usage = _cluster_usage_problem(options)
+    if usage:
+        errors.print(f"argoplug run: {usage}", markup=False)
+        raise typer.Exit(EXIT_USAGE)
     try:
         if options.secrets is not None:
             secrets = SecretStore.from_file(options.secrets)
@@ -298,6 +341,17 @@ def _run(
             env.update({name: None for name in os.environ if name.startswith("AWS_")})
             env.update(_enter_sandbox(stack, aws_sandbox, console, errors, options.speed))
         workdir = _run_folder()
+        if options.uses_cluster:
+            cluster = _enter_cluster(stack, options, console, errors)
+            try:
+                workflow = cluster.submit(workflow)
+                env.update(cluster.sidecar_env(workdir, workflow.namespace))
+            except Exception as exc:
+                errors.print(f"argoplug run: {exc}", markup=False)
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise typer.Exit(EXIT_USAGE) from None
+            secrets = cluster.secrets(workflow.namespace)
+            configmaps = cluster.configmaps()
         own_plugins = list(workflow.spec.get("executorPlugins") or [])
         failed_agent = None
         if own_plugins and not options.workflow_level_plugins:
@@ -389,6 +443,15 @@ class _Options:
     submit_from: str | None = None
     container_outputs: Path | None = None
     local_containers: bool = False
+    kube_sandbox: str | None = None
+    kubeconfig: Path | None = None
+    context: str | None = None
+    kube_service_account: str = ""
+
+    @property
+    def uses_cluster(self) -> bool:
+        """Whether the run has a Kubernetes cluster (the sandbox or a kubeconfig's)."""
+        return self.kube_sandbox is not None or self.kubeconfig is not None or self.context is not None
 
 
 def _enter_sandbox(
@@ -411,6 +474,65 @@ def _enter_sandbox(
         raise typer.Exit(EXIT_USAGE) from None
     console.print(sandbox.describe(), markup=False)
     return dict(sandbox.env)
+
+
+def _cluster_usage_problem(options: _Options) -> str:
+    """What is wrong with the Kubernetes options together, or ""."""
+    if options.kube_sandbox is not None and (options.kubeconfig is not None or options.context is not None):
+        return "--kube-sandbox runs against the sandbox: drop --kubeconfig/--context, or drop --kube-sandbox"
+    if options.uses_cluster and (options.secrets is not None or options.configmaps is not None):
+        return (
+            "--secrets/--configmaps are for runs without a cluster: with --kube-sandbox or --kubeconfig the "
+            "Secrets and ConfigMaps are the cluster's (put them in the sandbox FILE)"
+        )
+    if options.kube_service_account and not options.uses_cluster:
+        return "--kube-service-account needs --kube-sandbox or --kubeconfig"
+    return ""
+
+
+def _enter_cluster(
+    stack: contextlib.ExitStack, options: _Options, console: Console, errors: Console
+) -> RunCluster:
+    """Start the Kubernetes sandbox, or reach the kubeconfig's cluster, for the run; the RunCluster is
+    closed (the Workflow deleted, what it owned collected) with `stack`."""
+    try:
+        from argoplug.agent.cluster import ClusterError, RunCluster, cluster_access, sandbox_access
+    except ImportError as exc:
+        errors.print(
+            f"argoplug run: a Kubernetes run needs lightkube ({exc}): pip install 'argoplug[kube]'",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_USAGE) from None
+    say = lambda line: console.print(line, markup=False)  # noqa: E731
+    try:
+        if options.kube_sandbox is not None:
+            from argoplug.kube.sandbox import KubeSandbox, SandboxError
+
+            try:
+                sandbox = (
+                    KubeSandbox.from_file(options.kube_sandbox) if options.kube_sandbox else KubeSandbox()
+                )
+                stack.enter_context(sandbox)
+            except SandboxError as exc:
+                raise ClusterError(f"--kube-sandbox {options.kube_sandbox}: {exc}") from None
+            cluster = RunCluster(
+                access=sandbox_access(sandbox),
+                sandbox=sandbox,
+                service_account=options.kube_service_account,
+                say=say,
+            )
+        else:
+            cluster = RunCluster(
+                access=cluster_access(options.kubeconfig, options.context),
+                service_account=options.kube_service_account,
+                say=say,
+            )
+    except ClusterError as exc:
+        errors.print(f"argoplug run: {exc}", markup=False)
+        raise typer.Exit(EXIT_USAGE) from None
+    stack.enter_context(cluster)
+    console.print(cluster.describe(), markup=False)
+    return cluster
 
 
 def _run_workflow(
