@@ -82,23 +82,29 @@ def decode(rtype: ResourceType, obj: Mapping[str, Any], version: str) -> None:
     if rtype.custom:
         return
     if not isinstance(obj.get("metadata", {}), dict):
-        raise refuse(f"json: cannot unmarshal {_go_type(obj['metadata'])} into Go struct field "
-                     f"{rtype.kind}.metadata of type v1.ObjectMeta")  # fmt: skip
+        raise refuse(
+            f"json: cannot unmarshal {_go_type(obj['metadata'])} into Go struct field "
+            f"{rtype.kind}.metadata of type v1.ObjectMeta"
+        )
     fields = {("", "secrets"): ("data",), ("", "configmaps"): ("binaryData",)}.get(rtype.key, ())
     for field in ("data", "stringData", "binaryData"):
         values = obj.get(field)
         if values is None or rtype.key not in (("", "secrets"), ("", "configmaps")):
             continue
         if not isinstance(values, dict):
-            raise refuse(f"json: cannot unmarshal {_go_type(values)} into Go struct field {rtype.kind}.{field} "
-                         f"of type map[string]{'[]byte' if field in fields else 'string'}")  # fmt: skip
+            raise refuse(
+                f"json: cannot unmarshal {_go_type(values)} into Go struct field {rtype.kind}.{field} "
+                f"of type map[string]{'[]byte' if field in fields else 'string'}"
+            )
         for value in values.values():
             if value is None:
                 continue
             if not isinstance(value, str):
                 target = "[]byte" if field in fields else "string"
-                raise refuse(f"json: cannot unmarshal {_go_type(value)} into Go struct field "
-                             f"{rtype.kind}.{field} of type {target}")  # fmt: skip
+                raise refuse(
+                    f"json: cannot unmarshal {_go_type(value)} into Go struct field "
+                    f"{rtype.kind}.{field} of type {target}"
+                )
             if field in fields:
                 offset = go_base64_error(value)
                 if offset is not None:
@@ -170,8 +176,10 @@ def prepare(rtype: ResourceType, obj: dict[str, Any], old: Mapping[str, Any] | N
         spec.setdefault("replicas", 1)
         spec.setdefault("revisionHistoryLimit", 10)
         spec.setdefault("progressDeadlineSeconds", 600)
-        spec.setdefault("strategy", {"type": "RollingUpdate",
-                                     "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})  # fmt: skip
+        spec.setdefault(
+            "strategy",
+            {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
+        )
         if old is None:
             obj["status"] = {}
     elif key == ("coordination.k8s.io", "leases"):
@@ -185,14 +193,24 @@ def prepare(rtype: ResourceType, obj: dict[str, Any], old: Mapping[str, Any] | N
         now = obj["metadata"].get("creationTimestamp")
         obj["status"] = {
             "conditions": [
-                {"type": "NamesAccepted", "status": "True", "lastTransitionTime": now,
-                 "reason": "NoConflicts", "message": "no conflicts found"},
-                {"type": "Established", "status": "True", "lastTransitionTime": now,
-                 "reason": "InitialNamesAccepted", "message": "the initial names have been accepted"},
+                {
+                    "type": "NamesAccepted",
+                    "status": "True",
+                    "lastTransitionTime": now,
+                    "reason": "NoConflicts",
+                    "message": "no conflicts found",
+                },
+                {
+                    "type": "Established",
+                    "status": "True",
+                    "lastTransitionTime": now,
+                    "reason": "InitialNamesAccepted",
+                    "message": "the initial names have been accepted",
+                },
             ],
             "acceptedNames": names,
             "storedVersions": storage,
-        }  # fmt: skip
+        }
 
 
 def _keys(obj: Mapping[str, Any], field: str) -> list[FieldError]:
@@ -231,16 +249,31 @@ def validate(rtype: ResourceType, obj: Mapping[str, Any], old: Mapping[str, Any]
         names = spec.get("names") or {}
         expected = f"{names.get('plural', '')}.{spec.get('group', '')}"
         if obj["metadata"].get("name") != expected:
-            errors.append(FieldError.invalid("metadata.name", obj["metadata"].get("name"),
-                                             'must be spec.names.plural+"."+spec.group'))  # fmt: skip
+            errors.append(
+                FieldError.invalid(
+                    "metadata.name", obj["metadata"].get("name"), 'must be spec.names.plural+"."+spec.group'
+                )
+            )
         if spec.get("scope") not in ("Namespaced", "Cluster"):
-            errors.append(FieldError("FieldValueNotSupported", "spec.scope", 'supported values: "Cluster", '
-                                     '"Namespaced"', spec.get("scope"), has_value=True))  # fmt: skip
+            errors.append(
+                FieldError(
+                    "FieldValueNotSupported",
+                    "spec.scope",
+                    'supported values: "Cluster", "Namespaced"',
+                    spec.get("scope"),
+                    has_value=True,
+                )
+            )
         if not names.get("kind"):
             errors.append(FieldError.required("spec.names.kind"))
         if not any(v.get("storage") for v in spec.get("versions") or ()):
-            errors.append(FieldError.invalid("spec.versions", spec.get("versions"),
-                                             "must have exactly one version marked as storage version"))  # fmt: skip
+            errors.append(
+                FieldError.invalid(
+                    "spec.versions",
+                    spec.get("versions"),
+                    "must have exactly one version marked as storage version",
+                )
+            )
     return errors
 
 

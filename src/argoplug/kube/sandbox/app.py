@@ -115,8 +115,9 @@ class SandboxApp:
         try:
             attributes = request_attributes(request.method, path, query, user)
         except ValueError as exc:
-            raise _status(500, "InternalError", f"Internal error occurred: {exc}",
-                          {"causes": [{"message": str(exc)}]}) from None  # fmt: skip
+            raise _status(
+                500, "InternalError", f"Internal error occurred: {exc}", {"causes": [{"message": str(exc)}]}
+            ) from None
         decision = self.authorizer.authorize(attributes)
         if not decision.allowed:
             details = _details(attributes.api_group, attributes.resource, attributes.name)
@@ -164,8 +165,14 @@ class SandboxApp:
                 if _truthy(query.get("watch")):
                     return self._watch(rtype, namespace, version, query)
                 limit = int(query.get("limit") or 0)
-                listed = self.store.list(rtype, namespace, version=version, match=match, limit=limit,
-                                         token=query.get("continue", ""))  # fmt: skip
+                listed = self.store.list(
+                    rtype,
+                    namespace,
+                    version=version,
+                    match=match,
+                    limit=limit,
+                    token=query.get("continue", ""),
+                )
                 return json_response(listed)
             if method == "POST":
                 body = await _body(request)
@@ -175,9 +182,16 @@ class SandboxApp:
                 return json_response(created, 201)
             if method == "DELETE":
                 options = await _delete_options(request, query)
-                return json_response(self.store.delete_collection(
-                    rtype, namespace, version=version, match=match,
-                    propagation=options.get("propagationPolicy"), dry_run=dry_run))  # fmt: skip
+                return json_response(
+                    self.store.delete_collection(
+                        rtype,
+                        namespace,
+                        version=version,
+                        match=match,
+                        propagation=options.get("propagationPolicy"),
+                        dry_run=dry_run,
+                    )
+                )
             raise method_not_supported(rtype.group, rtype.plural, _verb(method, name))
         if sub == "token" and method == "POST":
             return self._token_request(rtype, ns, name, await _body(request))
@@ -193,23 +207,38 @@ class SandboxApp:
             body = await _body(request)
             if sub == "finalize":
                 return json_response(self._finalize(rtype, name, body, version))
-            replaced = self.store.replace(rtype, ns, name, body, version=version, manager=manager,
-                                          subresource=sub, dry_run=dry_run)  # fmt: skip
+            replaced = self.store.replace(
+                rtype, ns, name, body, version=version, manager=manager, subresource=sub, dry_run=dry_run
+            )
             return json_response(replaced)
         if method == "PATCH":
             content_type = request.headers.get("content-type", "").split(";")[0].strip()
             force = query.get("force")
-            patched, created = self.store.patch(
-                rtype, ns, name, content_type, await request.body(), version=version, manager=manager,
+            patched, was_created = self.store.patch(
+                rtype,
+                ns,
+                name,
+                content_type,
+                await request.body(),
+                version=version,
+                manager=manager,
                 field_manager=query.get("fieldManager", ""),
-                force=None if force is None else _truthy(force), subresource=sub, dry_run=dry_run,
-            )  # fmt: skip
-            return json_response(patched, 201 if created else 200)
+                force=None if force is None else _truthy(force),
+                subresource=sub,
+                dry_run=dry_run,
+            )
+            return json_response(patched, 201 if was_created else 200)
         if method == "DELETE" and not sub:
             options = await _delete_options(request, query)
-            body, _gone = self.store.delete(rtype, ns, name, version=version,
-                                            propagation=options.get("propagationPolicy"), dry_run=dry_run,
-                                            preconditions=options.get("preconditions"))  # fmt: skip
+            body, _gone = self.store.delete(
+                rtype,
+                ns,
+                name,
+                version=version,
+                propagation=options.get("propagationPolicy"),
+                dry_run=dry_run,
+                preconditions=options.get("preconditions"),
+            )
             return json_response(body)
         raise method_not_supported(rtype.group, rtype.plural, _verb(method, name))
 
@@ -244,8 +273,16 @@ class SandboxApp:
             status = self.authorizer.access_review_status(spec)
         metadata = dict(body.get("metadata") or {})
         metadata.setdefault("creationTimestamp", None)
-        return json_response({"kind": rtype.kind, "apiVersion": rtype.api_version(), "metadata": metadata,
-                              "spec": spec, "status": status}, 201)  # fmt: skip
+        return json_response(
+            {
+                "kind": rtype.kind,
+                "apiVersion": rtype.api_version(),
+                "metadata": metadata,
+                "spec": spec,
+                "status": status,
+            },
+            201,
+        )
 
     def _token_request(
         self, rtype: ResourceType, namespace: str, name: str, body: Mapping[str, Any]
@@ -256,15 +293,25 @@ class SandboxApp:
         audiences = list(spec.get("audiences") or ()) or [self.authenticator.issuer]
         seconds = int(spec.get("expirationSeconds") or 3600)
         token, expires = self.authenticator.issue_service_account_token(
-            namespace=namespace, name=name, uid=account["metadata"]["uid"], audiences=audiences,
+            namespace=namespace,
+            name=name,
+            uid=account["metadata"]["uid"],
+            audiences=audiences,
             expiration_seconds=seconds,
-        )  # fmt: skip
+        )
         spec.update({"audiences": audiences, "expirationSeconds": seconds})
         spec.setdefault("boundObjectRef", None)
         metadata = {"name": name, "namespace": namespace, "creationTimestamp": rfc3339(time.time())}
-        return json_response({"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
-                              "metadata": metadata, "spec": spec,
-                              "status": {"token": token, "expirationTimestamp": expires}}, 201)  # fmt: skip
+        return json_response(
+            {
+                "kind": "TokenRequest",
+                "apiVersion": "authentication.k8s.io/v1",
+                "metadata": metadata,
+                "spec": spec,
+                "status": {"token": token, "expirationTimestamp": expires},
+            },
+            201,
+        )
 
     def _watch(
         self, rtype: ResourceType, namespace: str | None, version: str, query: Mapping[str, str]
@@ -301,8 +348,16 @@ class SandboxApp:
             }
             if annotations:
                 meta["annotations"] = dict(annotations)
-            return _encode({"type": "BOOKMARK", "object": {"kind": rtype.kind, "apiVersion": rtype.api_version(version),
-                                                           "metadata": meta}})  # fmt: skip
+            return _encode(
+                {
+                    "type": "BOOKMARK",
+                    "object": {
+                        "kind": rtype.kind,
+                        "apiVersion": rtype.api_version(version),
+                        "metadata": meta,
+                    },
+                }
+            )
 
         def transition(event: Event) -> bytes | None:
             if event.type == "MODIFIED" and event.old is not None:
@@ -392,8 +447,10 @@ def _user_agent_manager(user_agent: str) -> str:
 
 
 def _verb(method: str, name: str | None) -> str:
-    return {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
-        method, method.lower()
-    ) if name is not None else {"GET": "list", "POST": "create", "DELETE": "deletecollection"}.get(
-        method, method.lower()
-    )  # fmt: skip
+    return (
+        {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
+            method, method.lower()
+        )
+        if name is not None
+        else {"GET": "list", "POST": "create", "DELETE": "deletecollection"}.get(method, method.lower())
+    )

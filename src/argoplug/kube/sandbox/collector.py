@@ -86,20 +86,28 @@ class Collector:
         accounts = store.resolve("", "v1", "serviceaccounts")
         if store.find(accounts, namespace, "default") is None:
             with contextlib.suppress(ApiStatusError):
-                store.create(accounts, namespace, {"metadata": {"name": "default"}}, version="v1",
-                             manager="kube-controller-manager")  # fmt: skip
+                store.create(
+                    accounts,
+                    namespace,
+                    {"metadata": {"name": "default"}},
+                    version="v1",
+                    manager="kube-controller-manager",
+                )
         configmaps = store.resolve("", "v1", "configmaps")
         if store.find(configmaps, namespace, "kube-root-ca.crt") is None:
             body = {
                 "metadata": {
                     "name": "kube-root-ca.crt",
-                    "annotations": {"kubernetes.io/description": (
-                        "Contains a CA bundle that can be used to verify the kube-apiserver when using internal "
-                        "endpoints such as the internal service IP or kubernetes.default.svc. No other usage is "
-                        "guaranteed across distributions of Kubernetes clusters.")},
+                    "annotations": {
+                        "kubernetes.io/description": (
+                            "Contains a CA bundle that can be used to verify the kube-apiserver when using "
+                            "internal endpoints such as the internal service IP or kubernetes.default.svc. "
+                            "No other usage is guaranteed across distributions of Kubernetes clusters."
+                        )
+                    },
                 },
                 "data": {"ca.crt": self.ca_pem},
-            }  # fmt: skip
+            }
             with contextlib.suppress(ApiStatusError):
                 store.create(configmaps, namespace, body, version="v1", manager="kube-controller-manager")
 

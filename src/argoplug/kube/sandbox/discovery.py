@@ -72,6 +72,10 @@ def discovery_document(
         if version not in groups.get(group, []) or not group:
             raise resource_not_found()
         resources = [e for t in types if t.group == group and version in t.versions for e in t.discovery()]
-        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}",
-                "resources": resources}  # fmt: skip
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": f"{group}/{version}",
+            "resources": resources,
+        }
     return None

@@ -8,7 +8,7 @@ them; the app writes `status` as the response body.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "ApiStatusError",
@@ -181,7 +181,7 @@ class FieldError:
     """One field.Error of k8s.io/apimachinery/pkg/util/validation/field: `type` is the cause reason
     (FieldValueInvalid, FieldValueRequired, FieldValueForbidden, ...), `field` its path (`metadata.name`)."""
 
-    _BODY = {
+    _BODY: ClassVar[dict[str, str]] = {
         "FieldValueInvalid": "Invalid value",
         "FieldValueRequired": "Required value",
         "FieldValueForbidden": "Forbidden",

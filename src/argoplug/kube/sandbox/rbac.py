@@ -410,8 +410,17 @@ _BUILTIN_CLUSTER_ROLES: dict[str, tuple[Mapping[str, Any], ...]] = {
     "system:discovery": (
         {
             "nonResourceURLs": [
-                "/livez", "/readyz", "/healthz", "/version", "/version/",
-                "/openapi", "/openapi/*", "/api", "/api/*", "/apis", "/apis/*",
+                "/livez",
+                "/readyz",
+                "/healthz",
+                "/version",
+                "/version/",
+                "/openapi",
+                "/openapi/*",
+                "/api",
+                "/api/*",
+                "/apis",
+                "/apis/*",
             ],
             "verbs": ["get"],
         },
@@ -427,7 +436,7 @@ _BUILTIN_CLUSTER_ROLES: dict[str, tuple[Mapping[str, Any], ...]] = {
     "system:public-info-viewer": (
         {"nonResourceURLs": ["/livez", "/readyz", "/healthz", "/version", "/version/"], "verbs": ["get"]},
     ),
-}  # fmt: skip
+}
 
 
 def _builtin_binding(name: str, *groups: str) -> Mapping[str, Any]:

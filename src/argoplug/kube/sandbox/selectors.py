@@ -27,7 +27,8 @@ def label_selector(text: str) -> Matcher:
     tokens = _TOKEN.findall(text)
     if "".join(tokens).replace(" ", "") != re.sub(r"\s+", "", text):
         raise bad_request(f"unable to parse requirement: invalid selector {text!r}")
-    requirements: list[Callable[[Mapping[str, str]], bool]] = []
+    # Callable[..., bool]: each lambda binds its key/values as defaults, which mypy cannot infer otherwise.
+    requirements: list[Callable[..., bool]] = []
     i = 0
 
     def fail(why: str) -> Exception:
@@ -168,6 +169,15 @@ def _field_value(obj: Mapping[str, Any], path: str) -> str:
     return "" if value is None else str(value)
 
 
+def _split_term(part: str) -> tuple[str, str, bool] | None:
+    """`field!=value`, `field==value` or `field=value` as (field, value, equal); None if no operator."""
+    for op, equal in (("!=", False), ("==", True), ("=", True)):
+        pieces = _split_on(part, op)
+        if pieces is not None:
+            return pieces[0], pieces[1], equal
+    return None
+
+
 def field_selector(text: str, rtype: ResourceType) -> Matcher:
     """A matcher for the field selector `text` on objects of `rtype`; an unsupported field is a 400 with the
     API server's message (built-in types: `field label not supported: X`; custom resources: `"X" is not a
@@ -177,13 +187,10 @@ def field_selector(text: str, rtype: ResourceType) -> Matcher:
     for part in _split_unescaped(text, ","):
         if not part:
             continue
-        for op, equal in (("!=", False), ("==", True), ("=", True)):
-            pieces = _split_on(part, op)
-            if pieces is not None:
-                field, value = pieces
-                break
-        else:
+        term = _split_term(part)
+        if term is None:
             raise bad_request(f"invalid selector: '{text}'; can't understand '{part}'")
+        field, value, equal = term
         field = field.strip()
         if field not in allowed:
             if rtype.custom:

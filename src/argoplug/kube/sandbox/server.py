@@ -2,7 +2,7 @@
 
 It puts together the store (`argoplug.kube.sandbox.store`), the controllers (`collector`: garbage
 collection, namespaces, each namespace's `default` ServiceAccount), authentication and RBAC (`rbac`) and the
-HTTP API (`app`), preloads Argo's CRDs (`crds/`, copied from argo-workflows' manifests/base/crds/full) and
+HTTP API (`app`), preloads Argo's CRDs (`crds/`, copied from argo-workflows' manifests/base/crds/minimal) and
 the objects given, and serves it with uvicorn, over TLS when given a certificate.
 """
 

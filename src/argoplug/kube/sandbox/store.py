@@ -11,6 +11,7 @@ Thread-safe: every call takes one re-entrant lock. A strategic merge patch is ap
 from __future__ import annotations
 
 import base64
+import builtins
 import copy
 import dataclasses
 import datetime
@@ -56,10 +57,22 @@ STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
 _METADATA_ORDER = (
-    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
-    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations",
-    "ownerReferences", "finalizers", "managedFields",
-)  # fmt: skip
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+)
 _SERVER_METADATA = (
     "uid",
     "creationTimestamp",
@@ -197,7 +210,8 @@ class Store:
             return self.output(obj, rtype, version)
 
     def objects(self, rtype: ResourceType, namespace: str | None = None) -> list[dict[str, Any]]:
-        """The stored objects of `rtype` (in `namespace`, or all), by namespace then name (etcd's key order)."""
+        """The stored objects of `rtype` (in `namespace`, or all), by namespace then name (etcd's key
+        order)."""
         with self.lock:
             found = self._objects.get(rtype.key, {})
             keys = sorted(k for k in found if namespace is None or k[0] == namespace)
@@ -233,9 +247,10 @@ class Store:
                         "continue key is not valid: incorrect encoded start resourceVersion"
                     ) from None
             items = [
-                o for o in self.objects(rtype, namespace)
+                o
+                for o in self.objects(rtype, namespace)
                 if match(o) and (not start or self._key_of(o) >= start)
-            ]  # fmt: skip
+            ]
             metadata: dict[str, Any] = {"resourceVersion": str(rv)}
             if limit and len(items) > limit:
                 last = self._key_of(items[limit - 1])
@@ -264,14 +279,16 @@ class Store:
 
     def watch(
         self, rtype: ResourceType, namespace: str | None, since: str, listener: Callable[[Event], None]
-    ) -> list[Event]:
+    ) -> builtins.list[Event]:
         """Subscribe `listener` to every future event and return the events a watch from `since` starts with:
         synthetic ADDED for every object when `since` is "" or "0", else the history after it. A `since`
         older than the history raises 410 Expired (`too old resource version: 5 (10)`)."""
         with self.lock:
             if since in ("", "0"):
-                start = [Event("ADDED", rtype, o, None, int(o["metadata"]["resourceVersion"]))
-                         for o in self.objects(rtype, namespace)]  # fmt: skip
+                start = [
+                    Event("ADDED", rtype, o, None, int(o["metadata"]["resourceVersion"]))
+                    for o in self.objects(rtype, namespace)
+                ]
             else:
                 try:
                     rv = int(since)
@@ -283,8 +300,13 @@ class Store:
                 oldest = self._history[0].rv if self._history else self._rv + 1
                 if full and rv < oldest - 1:
                     raise expired(f"too old resource version: {rv} ({oldest - 1})")
-                start = [e for e in self._history if e.rv > rv and e.rtype.key == rtype.key
-                         and (namespace is None or e.namespace == namespace)]  # fmt: skip
+                start = [
+                    e
+                    for e in self._history
+                    if e.rv > rv
+                    and e.rtype.key == rtype.key
+                    and (namespace is None or e.namespace == namespace)
+                ]
             self._listeners.append(listener)
             return start
 
@@ -319,7 +341,8 @@ class Store:
             )
         if api_version != expected:
             raise bad_request(
-                f"the API version in the data ({api_version}) does not match the expected API version ({expected})"
+                f"the API version in the data ({api_version}) does not match the expected API version "
+                f"({expected})"
             )
 
     def _check_namespace(self, rtype: ResourceType, namespace: str, name: str) -> None:
@@ -329,12 +352,19 @@ class Store:
         if ns is None:
             raise not_found("", "namespaces", namespace)
         if ns["metadata"].get("deletionTimestamp"):
-            error = forbidden(rtype.group, rtype.plural, name,
-                              f"unable to create new content in namespace {namespace} because it is being "
-                              "terminated")  # fmt: skip
-            error.status["details"]["causes"] = [{"reason": "NamespaceTerminating",
-                                                  "message": f"namespace {namespace} is being terminated",
-                                                  "field": "metadata.namespace"}]  # fmt: skip
+            error = forbidden(
+                rtype.group,
+                rtype.plural,
+                name,
+                f"unable to create new content in namespace {namespace} because it is being terminated",
+            )
+            error.status["details"]["causes"] = [
+                {
+                    "reason": "NamespaceTerminating",
+                    "message": f"namespace {namespace} is being terminated",
+                    "field": "metadata.namespace",
+                }
+            ]
             raise error
 
     def create(
@@ -361,7 +391,8 @@ class Store:
             if rtype.namespaced:
                 if meta.get("namespace") and meta["namespace"] != namespace:
                     raise bad_request(
-                        "the namespace of the provided object does not match the namespace sent on the request"
+                        "the namespace of the provided object does not match the namespace sent on the "
+                        "request"
                     )
                 meta["namespace"] = namespace
             else:
@@ -390,8 +421,9 @@ class Store:
             if self.find(rtype, namespace, name) is not None:
                 raise already_exists(rtype.group, rtype.plural, name)
             if not applied:
-                managed.record_update(None, obj, rtype, manager=manager, api_version=rtype.api_version(version),
-                                      now=now)  # fmt: skip
+                managed.record_update(
+                    None, obj, rtype, manager=manager, api_version=rtype.api_version(version), now=now
+                )
             if dry_run:
                 return self.output(obj, rtype, version)
             meta["resourceVersion"] = self._next_rv()
@@ -402,7 +434,7 @@ class Store:
                 hook(rtype, stored)
             return self.output(stored, rtype, version)
 
-    def _meta_errors(self, rtype: ResourceType, meta: Mapping[str, Any]) -> list[FieldError]:
+    def _meta_errors(self, rtype: ResourceType, meta: Mapping[str, Any]) -> builtins.list[FieldError]:
         """ValidateObjectMeta: name (or generateName) present and valid for the type's name rule."""
         errors = []
         generate = meta.get("generateName")
@@ -452,8 +484,15 @@ class Store:
                 raise invalid(rtype.group, rtype.plural, name, [error])
             if rv and rv != existing["metadata"]["resourceVersion"]:
                 raise conflict(rtype.group, rtype.plural, name)
-            return self._update(rtype, existing, dict(body), version=version, manager=manager,
-                                subresource=subresource, dry_run=dry_run)  # fmt: skip
+            return self._update(
+                rtype,
+                existing,
+                dict(body),
+                version=version,
+                manager=manager,
+                subresource=subresource,
+                dry_run=dry_run,
+            )
 
     def _update(
         self,
@@ -500,9 +539,11 @@ class Store:
             if old_meta.get("deletionTimestamp"):
                 added = set(meta.get("finalizers") or ()) - set(old_meta.get("finalizers") or ())
                 if added:
-                    error = FieldError.forbidden("metadata.finalizers",
-                                                 "no new finalizers can be added if the object is being deleted, "
-                                                 f"found new finalizers {json.dumps(sorted(added))}")  # fmt: skip
+                    error = FieldError.forbidden(
+                        "metadata.finalizers",
+                        "no new finalizers can be added if the object is being deleted, "
+                        f"found new finalizers {json.dumps(sorted(added))}",
+                    )
                     raise invalid(rtype.group, rtype.kind, name, [error])
         new["kind"], new["apiVersion"] = rtype.kind, rtype.api_version()
         admission.prepare(rtype, new, existing, ips=self._ips)
@@ -513,16 +554,22 @@ class Store:
             new["metadata"]["generation"] = int(existing["metadata"].get("generation", 0)) + 1
         now = rfc3339(self.clock())
         if not applied:
-            managed.record_update(existing, new, rtype, manager=manager, api_version=rtype.api_version(version),
-                                  subresource=subresource, now=now)  # fmt: skip
+            managed.record_update(
+                existing,
+                new,
+                rtype,
+                manager=manager,
+                api_version=rtype.api_version(version),
+                subresource=subresource,
+                now=now,
+            )
         if _without_times(new) == _without_times(existing):
             return self.output(existing, rtype, version)  # a no-op update writes nothing (GuaranteedUpdate)
         if dry_run:
             return self.output(new, rtype, version)
         new["metadata"]["resourceVersion"] = self._next_rv()
         stored = ordered(new)
-        key = (existing["metadata"].get("namespace", ""), name)
-        self._objects[rtype.key][key] = stored
+        self._objects[rtype.key][(existing["metadata"].get("namespace", ""), name)] = stored
         self._emit("MODIFIED", rtype, stored, existing)
         if stored["metadata"].get("deletionTimestamp") and not stored["metadata"].get("finalizers"):
             self._remove(rtype, stored)
@@ -550,8 +597,17 @@ class Store:
                 if not field_manager:
                     error = FieldError.required("fieldManager", "is required for apply patch")
                     raise invalid("meta.k8s.io", "PatchOptions", "", [error])
-                return self._apply(rtype, namespace, name, body, version=version, manager=field_manager,
-                                   force=bool(force), subresource=subresource, dry_run=dry_run)  # fmt: skip
+                return self._apply(
+                    rtype,
+                    namespace,
+                    name,
+                    body,
+                    version=version,
+                    manager=field_manager,
+                    force=bool(force),
+                    subresource=subresource,
+                    dry_run=dry_run,
+                )
             if force is not None:
                 error = FieldError.forbidden("force", "may not be specified for non-apply patch")
                 raise invalid("meta.k8s.io", "PatchOptions", "", [error])
@@ -581,15 +637,23 @@ class Store:
             patched_meta = patched.get("metadata") or {}
             if patched_meta.get("name") != name:
                 raise bad_request(
-                    f"the name of the object ({patched_meta.get('name')}) does not match the name on the URL ({name})"
+                    f"the name of the object ({patched_meta.get('name')}) does not match the name on the "
+                    f"URL ({name})"
                 )
             rv = patched_meta.get("resourceVersion")
             if rv and rv != existing["metadata"]["resourceVersion"]:
                 raise conflict(rtype.group, rtype.plural, name)
             self._check_type(rtype, patched, version)
             admission.decode(rtype, patched, version)
-            updated = self._update(rtype, existing, patched, version=version, manager=manager,
-                                   subresource=subresource, dry_run=dry_run)  # fmt: skip
+            updated = self._update(
+                rtype,
+                existing,
+                patched,
+                version=version,
+                manager=manager,
+                subresource=subresource,
+                dry_run=dry_run,
+            )
             return updated, False
 
     def _apply(
@@ -616,7 +680,8 @@ class Store:
         applied.setdefault("metadata", {})
         if applied["metadata"].get("name") not in (None, name):
             raise bad_request(
-                f"the name of the object ({applied['metadata']['name']}) does not match the name on the URL ({name})"
+                f"the name of the object ({applied['metadata']['name']}) does not match the name on the "
+                f"URL ({name})"
             )
         applied["metadata"]["name"] = name
         now = rfc3339(self.clock())
@@ -627,20 +692,45 @@ class Store:
                 raise not_found(rtype.group, rtype.plural, name)
             new = copy.deepcopy(applied)
             new["metadata"].pop("managedFields", None)
-            new["metadata"]["managedFields"] = [{"manager": manager, "operation": "Apply", "apiVersion": api_version,
-                                                 "time": now, "fieldsType": "FieldsV1", "fieldsV1": {}}]  # fmt: skip
+            new["metadata"]["managedFields"] = [
+                {
+                    "manager": manager,
+                    "operation": "Apply",
+                    "apiVersion": api_version,
+                    "time": now,
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": {},
+                }
+            ]
             paths = managed.field_paths(applied, rtype)
             new["metadata"]["managedFields"][0]["fieldsV1"] = managed._encode(paths)
             if not paths:
                 new["metadata"].pop("managedFields")
-            created = self.create(rtype, namespace, new, version=version, manager=manager, dry_run=dry_run,
-                                  applied=True)  # fmt: skip
+            created = self.create(
+                rtype, namespace, new, version=version, manager=manager, dry_run=dry_run, applied=True
+            )
             return created, True
         live = self.output(existing, rtype, version)
-        merged = managed.apply(live, applied, rtype, manager=manager, force=force, api_version=api_version,
-                               subresource=subresource, now=now)  # fmt: skip
-        updated = self._update(rtype, existing, merged, version=version, manager=manager, subresource=subresource,
-                               dry_run=dry_run, applied=True)  # fmt: skip
+        merged = managed.apply(
+            live,
+            applied,
+            rtype,
+            manager=manager,
+            force=force,
+            api_version=api_version,
+            subresource=subresource,
+            now=now,
+        )
+        updated = self._update(
+            rtype,
+            existing,
+            merged,
+            version=version,
+            manager=manager,
+            subresource=subresource,
+            dry_run=dry_run,
+            applied=True,
+        )
         return updated, False
 
     def delete(
@@ -668,17 +758,24 @@ class Store:
             for key in ("uid", "resourceVersion"):
                 wanted = (preconditions or {}).get(key)
                 if wanted and wanted != meta.get(key):
-                    raise conflict(rtype.group, rtype.plural, name,
-                                   f"Precondition failed: {key.upper() if key == 'uid' else 'ResourceVersion'} "
-                                   f"in precondition: {wanted}, {key.upper() if key == 'uid' else 'ResourceVersion'} "
-                                   f"in object meta: {meta.get(key)}")  # fmt: skip
-            if rtype.key == ("", "namespaces"):
-                if name in _IMMORTAL_NAMESPACES:
-                    raise forbidden("", "namespaces", name, "this namespace may not be deleted")
+                    raise conflict(
+                        rtype.group,
+                        rtype.plural,
+                        name,
+                        f"Precondition failed: {key.upper() if key == 'uid' else 'ResourceVersion'} "
+                        f"in precondition: {wanted}, {key.upper() if key == 'uid' else 'ResourceVersion'} "
+                        f"in object meta: {meta.get(key)}",
+                    )
+            if rtype.key == ("", "namespaces") and name in _IMMORTAL_NAMESPACES:
+                raise forbidden("", "namespaces", name, "this namespace may not be deleted")
             if propagation not in (None, "Background", "Foreground", "Orphan"):
-                error = FieldError("FieldValueNotSupported", "propagationPolicy",
-                                   'supported values: "Foreground", "Background", "Orphan", "nil"', propagation,
-                                   has_value=True)  # fmt: skip
+                error = FieldError(
+                    "FieldValueNotSupported",
+                    "propagationPolicy",
+                    'supported values: "Foreground", "Background", "Orphan", "nil"',
+                    propagation,
+                    has_value=True,
+                )
                 raise invalid("meta.k8s.io", "DeleteOptions", "", [error])
             if dry_run:
                 return self.output(existing, rtype, version), False
@@ -709,8 +806,13 @@ class Store:
             if rtype.group:
                 details["group"] = rtype.group
             details |= {"kind": rtype.plural, "uid": meta["uid"]}
-            return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                    "details": details}, True  # fmt: skip
+            return {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": details,
+            }, True
 
     def _write(self, rtype: ResourceType, existing: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         """Store `new` over `existing` as a MODIFIED (the collector's and namespace controller's writes)."""
@@ -719,9 +821,9 @@ class Store:
         key = (existing["metadata"].get("namespace", ""), existing["metadata"]["name"])
         self._objects[rtype.key][key] = stored
         self._emit("MODIFIED", rtype, stored, existing)
-        if stored["metadata"].get("deletionTimestamp") and not stored["metadata"].get("finalizers"):
-            if rtype.key != ("", "namespaces"):
-                self._remove(rtype, stored)
+        meta = stored["metadata"]
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and rtype.key != ("", "namespaces"):
+            self._remove(rtype, stored)
         return stored
 
     def _remove(self, rtype: ResourceType, obj: dict[str, Any]) -> None:
@@ -753,10 +855,20 @@ class Store:
             for obj in self.objects(rtype, namespace):
                 if match(obj):
                     deleted.append(self.output(obj, rtype, version))
-                    self.delete(rtype, obj["metadata"].get("namespace", ""), obj["metadata"]["name"],
-                                version=version, propagation=propagation, dry_run=dry_run)  # fmt: skip
-            return {"kind": f"{rtype.kind}List", "apiVersion": rtype.api_version(version),
-                    "metadata": {"resourceVersion": str(self._rv)}, "items": deleted}  # fmt: skip
+                    self.delete(
+                        rtype,
+                        obj["metadata"].get("namespace", ""),
+                        obj["metadata"]["name"],
+                        version=version,
+                        propagation=propagation,
+                        dry_run=dry_run,
+                    )
+            return {
+                "kind": f"{rtype.kind}List",
+                "apiVersion": rtype.api_version(version),
+                "metadata": {"resourceVersion": str(self._rv)},
+                "items": deleted,
+            }
 
     # -- the collector's and controllers' writes -------------------------------------------------------------
 
@@ -787,7 +899,8 @@ def _spec_of(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _without_times(obj: Mapping[str, Any]) -> Any:
-    # IgnoreManagedFieldsTimestampsTransformer: an update that changes nothing but managedFields times is a no-op.
+    # IgnoreManagedFieldsTimestampsTransformer: an update that changes nothing but managedFields times is a
+    # no-op.
     out = copy.deepcopy(dict(obj))
     for entry in out.get("metadata", {}).get("managedFields") or ():
         entry.pop("time", None)
@@ -795,8 +908,10 @@ def _without_times(obj: Mapping[str, Any]) -> Any:
 
 
 def _unsupported_media(content_type: str) -> ApiStatusError:
-    error = bad_request(f"the body of the request was in an unknown format - accepted media types include: "
-                        f"{JSON_PATCH}, {MERGE_PATCH}, {STRATEGIC_PATCH}, {APPLY}")  # fmt: skip
+    error = bad_request(
+        f"the body of the request was in an unknown format - accepted media types include: "
+        f"{JSON_PATCH}, {MERGE_PATCH}, {STRATEGIC_PATCH}, {APPLY}"
+    )
     error.status["code"] = 415
     error.status["reason"] = "UnsupportedMediaType"
     return error
