@@ -8,7 +8,7 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import yaml
 
@@ -188,7 +188,31 @@ def workflow_files(*paths: Path, parameters: dict[str, str] | None = None) -> Wo
     return workflow
 
 
-class PlainHttpServer:
+class LoopbackHttpServer:
+    """A threaded HTTP server on 127.0.0.1 (`port`, 0 for any free one) serving `handler` in a daemon thread
+    while used as a context manager; `.url` and `.port` say where."""
+
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler], port: int = 0) -> None:
+        self._server = _DaemonThreadingServer(("127.0.0.1", port), handler)
+        self.port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+class _DaemonThreadingServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+class PlainHttpServer(LoopbackHttpServer):
     """An HTTP server on loopback that answers GET `path` with `(status, body)` from `routes`.
 
     Records each request as `(method, path, headers, body)`.
@@ -219,21 +243,7 @@ class PlainHttpServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
-
-    def __enter__(self) -> PlainHttpServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        super().__init__(Handler)
 
 
 def yaml_dump(data: Any) -> str:

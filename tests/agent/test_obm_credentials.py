@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from nautobot_replay import NautobotReplay
-
 from .helpers import ROOT, PlainHttpServer
+from .nautobot_replay import NautobotReplay
 from .test_command import argoplug
 
 pytest.importorskip("lightkube")

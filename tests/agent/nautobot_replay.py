@@ -18,10 +18,11 @@ from __future__ import annotations
 import collections
 import http.server
 import json
-import threading
 import urllib.parse
 from pathlib import Path
 from typing import Any
+
+from .helpers import LoopbackHttpServer
 
 TOKEN_PLACEHOLDER = "Token <NAUTOBOT_TOKEN>"
 NOT_FOUND_RECORDING = "unknown-api-path"
@@ -44,12 +45,13 @@ def _collection(path: str) -> str:
     return "/".join(path.split("/")[:4]) + "/"
 
 
-class NautobotReplay:
+class NautobotReplay(LoopbackHttpServer):
     """Serve the recordings in `recordings_dir` on 127.0.0.1, expecting `Authorization: Token <token>`.
 
     `token` is the API token; a value that already begins with `Token ` is taken as the whole header value.
-    Use as a context manager; `.url` is the base URL (Nautobot's, without `/api`), `.requests` lists the
-    requests answered as `(method, path_with_query, headers)`, `.recordings` the loaded recordings by name.
+    Use as a context manager (LoopbackHttpServer); `.url` is the base URL (Nautobot's, without `/api`),
+    `.requests` lists the requests answered as `(method, path_with_query, headers)`, `.recordings` the
+    loaded recordings by name.
     """
 
     def __init__(self, recordings_dir: str | Path, *, token: str) -> None:
@@ -105,12 +107,7 @@ class NautobotReplay:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
+        super().__init__(Handler)
 
     def respond(self, method: str, target: str, authorization: str | None) -> dict[str, Any]:
         """The recorded response for a request line's method and target and its Authorization header."""
@@ -119,12 +116,3 @@ class NautobotReplay:
             assert self._no_token is not None and self._bad_token is not None
             return self._no_token if authorization is None else self._bad_token
         return self._answers.get(request_key(method, path, query), self._not_found)
-
-    def __enter__(self) -> NautobotReplay:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
