@@ -403,7 +403,9 @@ class Store:
                 base = str(meta["generateName"])[:58]
                 meta["name"] = base + "".join(secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
             name = str(meta.get("name") or "")
-            for key in ("managedFields", *_SERVER_METADATA):
+            # An apply that creates brings the applier's managedFields (Store._apply); any other create's
+            # are the server's to write.
+            for key in (*(() if applied else ("managedFields",)), *_SERVER_METADATA):
                 meta.pop(key, None)
             now = rfc3339(self.clock())
             meta["uid"] = str(uuid.uuid4())
