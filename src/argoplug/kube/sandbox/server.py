@@ -110,15 +110,23 @@ class KubeSandbox:
     ClusterWorkflowTemplate, CronWorkflow, WorkflowTaskSet) and `objects`, created in dependency order
     (namespaces, CRDs, ServiceAccounts and roles first). `admin_token` authenticates as `sandbox-admin`
     (system:masters); ServiceAccount tokens come from TokenRequests (`serviceaccounts/<name>/token`),
-    checked with the Roles and bindings stored. `tls` serves HTTPS; else plain HTTP.
+    checked with the Roles and bindings stored. `tls` serves HTTPS; else plain HTTP. `watch_history` is how
+    many events the watch cache keeps: a watch from a resourceVersion older than them gets 410 Expired (the
+    API server keeps them for a time, `--watch-cache-sizes`; a count is what a test can reach).
 
     Raises SandboxError from `start` when an object cannot be created (which object, the API's message)
     or the server does not answer within 10 seconds.
     """
 
-    def __init__(self, objects: Iterable[Mapping[str, Any]] = (), *, tls: SandboxTLS | None = None) -> None:
+    def __init__(
+        self,
+        objects: Iterable[Mapping[str, Any]] = (),
+        *,
+        tls: SandboxTLS | None = None,
+        watch_history: int = 1000,
+    ) -> None:
         self.tls = tls
-        self.store = Store()
+        self.store = Store(history=watch_history)
         crd_registrar(self.store)
         self.authenticator = Authenticator()
         self.admin_token = secrets.token_urlsafe(32)
