@@ -158,3 +158,34 @@ def test_the_same_run_against_a_cluster_reached_through_a_kubeconfig(tmp_path, s
         secrets = [s["metadata"]["name"] for s in cluster.objects("v1", "Secret", "argo-events")]
         assert secrets == ["nautobot-token"]
     assert bmc.requests[0][2]["Authorization"] == "Basic " + base64.b64encode(b"root:pw").decode()
+
+
+@pytest.mark.slow
+def test_a_nautobot_without_an_ilo_interface_fails_the_step_with_nautobots_400(tmp_path):
+    """The published get-obm-ip filters on `interfaces=iLO`; a Nautobot that has no interface of that name
+    refuses the filter (recorded: tests/vectors/nautobot/without-ilo/). The run fails there, saying why."""
+    with (
+        NautobotReplay(RECORDINGS / "without-ilo", token=TOKEN) as nautobot,
+        PlainHttpServer({"/redfish/v1/Systems": (200, json.dumps(SYSTEMS))}) as bmc,
+    ):
+        done = run_example(tmp_path, nautobot, bmc, "pw")
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "received non-2xx response code: 400" in out
+    assert "Select a valid choice. iLO is not one of the available choices." in out
+    assert bmc.requests == []  # no later step ran
+
+
+@pytest.mark.slow
+def test_a_token_nautobot_does_not_know_fails_the_step_with_its_403(tmp_path):
+    with (
+        NautobotReplay(RECORDINGS, token="Token 0000") as nautobot,
+        PlainHttpServer({"/redfish/v1/Systems": (200, json.dumps(SYSTEMS))}) as bmc,
+    ):
+        done = run_example(tmp_path, nautobot, bmc, "pw")
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "received non-2xx response code: 403" in out
+    assert '{"detail":"Invalid token"}' in out
+    assert TOKEN not in out  # the token the run sent is not printed
+    assert bmc.requests == []
