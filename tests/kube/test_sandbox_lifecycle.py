@@ -55,6 +55,8 @@ class Watcher:
                 self.events.put((kind, obj.metadata.name, obj.metadata.resourceVersion))
         except ApiError as error:
             self.events.put(("ERROR", error))
+        except Exception as error:  # the sandbox stopped under a watch still open (the session's end)
+            self.events.put(("LOST", error))
 
     def next(self) -> tuple[Any, ...]:
         return self.events.get(timeout=WATCH_SECONDS)

@@ -552,7 +552,7 @@ class Store:
         errors = self._meta_errors(rtype, new["metadata"]) + admission.validate(rtype, new, existing)
         if errors:
             raise invalid(rtype.group, rtype.kind, name, errors)
-        if rtype.generation and _spec_of(new) != _spec_of(existing):
+        if rtype.generation and _spec_of(new, rtype) != _spec_of(existing, rtype):
             new["metadata"]["generation"] = int(existing["metadata"].get("generation", 0)) + 1
         now = rfc3339(self.clock())
         if not applied:
@@ -593,8 +593,12 @@ class Store:
         dry_run: bool = False,
     ) -> tuple[dict[str, Any], bool]:
         """Patch the object (PATCH) with a JSON merge, strategic merge (as merge), JSON or apply patch;
-        return it and whether it was created (an apply of an absent object creates it: 201)."""
+        return it and whether it was created (an apply of an absent object creates it: 201). A custom
+        resource takes no strategic merge patch: 415, as the apiextensions-apiserver's handler lists
+        only JSON, merge and apply patches for it."""
         with self.lock:
+            if rtype.custom and content_type == STRATEGIC_PATCH:
+                raise _unsupported_media(content_type, custom=True)
             if content_type == APPLY:
                 if not field_manager:
                     error = FieldError.required("fieldManager", "is required for apply patch")
@@ -896,8 +900,14 @@ class Store:
                 self._remove(rtype, current)
 
 
-def _spec_of(obj: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "kind", "apiVersion")}
+def _spec_of(obj: Mapping[str, Any], rtype: ResourceType) -> dict[str, Any]:
+    """What a change of bumps `metadata.generation`: all but metadata, and but `status` where it is a
+    subresource (a custom resource without one counts its status too: apiextensions-apiserver's
+    customresource strategy.go PrepareForUpdate)."""
+    ignored = ("metadata", "kind", "apiVersion")
+    if not rtype.custom or "status" in rtype.subresources:
+        ignored += ("status",)
+    return {k: v for k, v in obj.items() if k not in ignored}
 
 
 def _without_times(obj: Mapping[str, Any]) -> Any:
@@ -909,10 +919,13 @@ def _without_times(obj: Mapping[str, Any]) -> Any:
     return out
 
 
-def _unsupported_media(content_type: str) -> ApiStatusError:
+def _unsupported_media(content_type: str, *, custom: bool = False) -> ApiStatusError:
+    accepted = (
+        (JSON_PATCH, MERGE_PATCH, APPLY) if custom else (JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY)
+    )
     error = bad_request(
         f"the body of the request was in an unknown format - accepted media types include: "
-        f"{JSON_PATCH}, {MERGE_PATCH}, {STRATEGIC_PATCH}, {APPLY}"
+        f"{', '.join(accepted)}"
     )
     error.status["code"] = 415
     error.status["reason"] = "UnsupportedMediaType"
