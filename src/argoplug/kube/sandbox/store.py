@@ -904,7 +904,7 @@ def _spec_of(obj: Mapping[str, Any], rtype: ResourceType) -> dict[str, Any]:
     """What a change of bumps `metadata.generation`: all but metadata, and but `status` where it is a
     subresource (a custom resource without one counts its status too: apiextensions-apiserver's
     customresource strategy.go PrepareForUpdate)."""
-    ignored = ("metadata", "kind", "apiVersion")
+    ignored: tuple[str, ...] = ("metadata", "kind", "apiVersion")
     if not rtype.custom or "status" in rtype.subresources:
         ignored += ("status",)
     return {k: v for k, v in obj.items() if k not in ignored}
