@@ -540,11 +540,6 @@ class TestFromFileErrors:
             'metadata.name: Invalid value: "Not_A_Name": a lowercase RFC 1123 subdomain'
         )
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="a SandboxError from creating the given objects leaves the sandbox's bound socket open "
-        "(start only calls stop when the server does not start; `with` never reaches __exit__)",
-    )
     def test_a_failed_start_releases_its_port(self, tmp_path: Path) -> None:
         twice = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: dup}\n"
         sandbox = KubeSandbox.from_file(write(tmp_path, twice, twice))

@@ -7,8 +7,10 @@ replace, JSON merge patch, JSON patch and server-side apply (managedFields, conf
 policies, preconditions); `resourceVersion` with 409 on a stale write; `Status` bodies; watches (410 Expired);
 the `status` subresource; garbage collection through ownerReferences; ServiceAccount tokens (TokenRequest,
 TokenReview) and RBAC from the stored Roles and bindings (SelfSubjectAccessReview, SubjectAccessReview, 403);
-Argo's CRDs. What it does not model: admission webhooks, quotas, pod scheduling and kubelets (a pod stays as
-written), conversion between versions, strategic merge patch directives, aggregated APIs.
+Argo's CRDs; pods bound to its one node and run by its kubelet as local processes, or by a script
+(`kubelet`), with their logs; EKS tokens through a token webhook (`eks`, `remote_eks`). What it does not
+model: admission webhooks, quotas, probes and volumes, conversion between versions, strategic merge patch
+directives, aggregated APIs.
 """
 
 from argoplug.kube.sandbox.server import ADMIN_USER, KubeSandbox, SandboxError, SandboxTLS, load_objects

@@ -31,6 +31,7 @@ from argoplug.kube.sandbox.errors import (
     resource_not_found,
     unauthorized,
 )
+from argoplug.kube.sandbox.kubelet import Kubelet, pod_log
 from argoplug.kube.sandbox.rbac import (
     Authenticator,
     Authorizer,
@@ -69,7 +70,8 @@ def _truthy(value: str | None) -> bool:
 class SandboxApp:
     """The sandbox's HTTP API over `store`, authenticating with `authenticator` and deciding with
     `authorizer`. `server_address` is what /api advertises; `bookmark_interval` (seconds) how often a watch
-    that allows bookmarks gets one (the API server: about a minute; also when its timeoutSeconds ends)."""
+    that allows bookmarks gets one (the API server: about a minute; also when its timeoutSeconds ends);
+    `kubelet` answers `pods/<name>/log` for the pods it runs (`argoplug.kube.sandbox.kubelet.pod_log`)."""
 
     def __init__(
         self,
@@ -79,12 +81,14 @@ class SandboxApp:
         *,
         server_address: str = "127.0.0.1",
         bookmark_interval: float = 60.0,
+        kubelet: Kubelet | None = None,
     ) -> None:
         self.store = store
         self.authenticator = authenticator
         self.authorizer = authorizer
         self.server_address = server_address
         self.bookmark_interval = bookmark_interval
+        self.kubelet = kubelet
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -198,9 +202,10 @@ class SandboxApp:
         if sub == "log":
             if method != "GET":
                 raise method_not_supported(rtype.group, rtype.plural, _verb(method, name))
+            # The kubelet's log of the container (`follow` answered as without it), else the
+            # `argoplug.dev/sandbox-log` annotation of a pod it does not run.
             pod = self.store.get(rtype, ns, name)
-            text = (pod["metadata"].get("annotations") or {}).get("argoplug.dev/sandbox-log", "")
-            return Response(text.encode(), headers={"content-type": "text/plain"})
+            return Response(pod_log(self.kubelet, pod, query), headers={"content-type": "text/plain"})
         if method == "GET":
             return json_response(self.store.get(rtype, ns, name, version))
         if method == "PUT":

@@ -1,9 +1,10 @@
 """`KubeSandbox`: the Kubernetes API sandbox served on a loopback port, in a background thread.
 
 It puts together the store (`argoplug.kube.sandbox.store`), the controllers (`collector`: garbage
-collection, namespaces, each namespace's `default` ServiceAccount), authentication and RBAC (`rbac`) and the
-HTTP API (`app`), preloads Argo's CRDs (`crds/`, copied from argo-workflows' manifests/base/crds/minimal) and
-the objects given, and serves it with uvicorn, over TLS when given a certificate.
+collection, namespaces, each namespace's `default` ServiceAccount), the scheduler and kubelet that run pods
+(`kubelet`), authentication and RBAC (`rbac`) and the HTTP API (`app`), preloads Argo's CRDs (`crds/`,
+copied from argo-workflows' manifests/base/crds/minimal) and the objects given, and serves it with uvicorn,
+over TLS when given a certificate.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import yaml
 from argoplug.kube.sandbox.app import SandboxApp
 from argoplug.kube.sandbox.collector import Collector
 from argoplug.kube.sandbox.errors import ApiStatusError
+from argoplug.kube.sandbox.kubelet import Kubelet
 from argoplug.kube.sandbox.rbac import Authenticator, Authorizer, UserInfo
 from argoplug.kube.sandbox.resources import ResourceType
 from argoplug.kube.sandbox.store import Store, crd_registrar
@@ -114,6 +116,12 @@ class KubeSandbox:
     many events the watch cache keeps: a watch from a resourceVersion older than them gets 410 Expired (the
     API server keeps them for a time, `--watch-cache-sizes`; a count is what a test can reach).
 
+    `run_pods` (default True) runs pods as a scheduler and kubelet would (`argoplug.kube.sandbox.kubelet`):
+    a pod without a node is bound to the node `argoplug-sandbox`, its containers' commands run as processes
+    on this machine (or its `argoplug.dev/sandbox-script` annotation is followed), its status and log are the
+    kubelet's; `stop` kills them. With False, a pod stays as written and its log is its
+    `argoplug.dev/sandbox-log` annotation.
+
     Raises SandboxError from `start` when an object cannot be created (which object, the API's message)
     or the server does not answer within 10 seconds.
     """
@@ -124,6 +132,7 @@ class KubeSandbox:
         *,
         tls: SandboxTLS | None = None,
         watch_history: int = 1000,
+        run_pods: bool = True,
     ) -> None:
         self.tls = tls
         self.store = Store(history=watch_history)
@@ -135,22 +144,29 @@ class KubeSandbox:
         self.store.on_deleted(self._forget_account)
         self._objects = [dict(obj) for obj in objects]
         self.collector = Collector(self.store, ca_pem=Path(tls.ca_file).read_text() if tls else "")
+        self.kubelet = Kubelet(self.store) if run_pods else None
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.app = SandboxApp(
-            self.store, self.authenticator, self.authorizer, server_address=f"127.0.0.1:{self.port}"
+            self.store,
+            self.authenticator,
+            self.authorizer,
+            server_address=f"127.0.0.1:{self.port}",
+            kubelet=self.kubelet,
         )
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
     @classmethod
-    def from_file(cls, path: str | Path, *, tls: SandboxTLS | None = None) -> KubeSandbox:
+    def from_file(
+        cls, path: str | Path, *, tls: SandboxTLS | None = None, run_pods: bool = True
+    ) -> KubeSandbox:
         """A sandbox that creates the objects of the YAML file `path` first (`load_objects`)."""
-        return cls(load_objects(path), tls=tls)
+        return cls(load_objects(path), tls=tls, run_pods=run_pods)
 
     @property
     def ca_file(self) -> str | None:
@@ -160,7 +176,8 @@ class KubeSandbox:
     # -- life ----------------------------------------------------------------------------------------------
 
     def start(self) -> KubeSandbox:
-        """Create the preloaded objects, start the controllers and the server; return when it answers."""
+        """Create the preloaded objects, start the controllers (and the kubelet) and the server; return when
+        it answers."""
         import uvicorn
 
         for crd in _argo_crds():
@@ -168,9 +185,15 @@ class KubeSandbox:
         for namespace in ("default", "kube-system", "kube-public"):
             self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
         self.collector.run_once()
-        self._create_given()
+        try:
+            self._create_given()
+        except SandboxError:
+            self.stop()  # the bound socket and what started go too: the port is free again
+            raise
         self.collector.run_once()
         self.collector.start()
+        if self.kubelet is not None:
+            self.kubelet.start()
         options: dict[str, Any] = {}
         if self.tls:
             options = {"ssl_certfile": self.tls.cert_file, "ssl_keyfile": self.tls.key_file}
@@ -199,11 +222,13 @@ class KubeSandbox:
             self._server.run(sockets=[self._sock])
 
     def stop(self) -> None:
-        """Stop the server and the controllers; open watches end."""
+        """Stop the server, the kubelet (its processes killed) and the controllers; open watches end."""
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None and self._thread.ident is not None:
             self._thread.join(timeout=10)
+        if self.kubelet is not None:
+            self.kubelet.stop()
         self.collector.stop()
         self._sock.close()
         if self._tmp is not None:
