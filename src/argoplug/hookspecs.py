@@ -33,6 +33,7 @@ __all__ = [
     "argoplug_dockerfile_lines",
     "argoplug_iam_statements",
     "argoplug_kubernetes_rules",
+    "argoplug_remote_cluster_files",
     "argoplug_shutdown",
     "argoplug_startup",
     "hookimpl",
@@ -141,6 +142,21 @@ def argoplug_iam_statements(context: BuildContext) -> list[dict[str, Any]]:
     settings allow; they make `iam-policy.json`, statements with the same Effect, Resource and Condition
     merged. An exception, or a statement that is not as above, stops the build; the message names the
     plugin package.
+    """
+
+
+@hookspec
+def argoplug_remote_cluster_files(context: BuildContext) -> list[dict[str, Any]]:
+    """Return files for clusters other than the one Argo runs in, which an administrator applies there.
+
+    For what a plugin needs on a cluster it reaches (RBAC, an EKS access entry): each a mapping with
+    `path`, a relative POSIX path under `remote/` (e.g. `remote/eks-<cluster>/rbac.yaml`) of segments made
+    of letters, digits, `.`, `_` and `-`, none `.` or `..`; `text`, the file's content, a string; and
+    `about`, one line for the bundle's README saying what the file is, where it goes and how to apply it.
+    They are written under `remote/` (which a later build empties of the files it no longer gives), listed
+    in README.md, and never put in `kustomization.yaml`. Two packages may not give the same path (paths
+    compared without case), nor one a path another's file lies under. An exception, or a file that is not
+    as above, stops the build; the message names the plugin package (both, for a path given twice).
     """
 
 

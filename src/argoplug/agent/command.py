@@ -457,7 +457,8 @@ class _Options:
 def _enter_sandbox(
     stack: contextlib.ExitStack, path: Path, console: Console, errors: Console, speed: float = 1.0
 ) -> dict[str, str]:
-    """Start the AWS sandbox described by `path` for the run (its `seconds` divided by `speed`); return the
+    """Start the AWS sandbox described by `path` for the run (its `seconds` divided by `speed`), and a
+    Kubernetes sandbox for each EKS cluster it declares (`argoplug.kube.sandbox.remote_eks`); return the
     environment the sidecar needs."""
     try:
         from argoplug.aws.sandbox import AwsSandbox, SandboxError
@@ -473,6 +474,17 @@ def _enter_sandbox(
         errors.print(f"argoplug run: {path}: {exc}", markup=False)
         raise typer.Exit(EXIT_USAGE) from None
     console.print(sandbox.describe(), markup=False)
+    if sandbox.eks_clusters:
+        from argoplug.kube.sandbox import SandboxError as KubeSandboxError
+        from argoplug.kube.sandbox.remote_eks import RemoteEksClusters
+
+        try:
+            clusters = stack.enter_context(RemoteEksClusters(sandbox))
+        except (SandboxError, KubeSandboxError) as exc:
+            errors.print(f"argoplug run: {path}: {exc}", markup=False)
+            raise typer.Exit(EXIT_USAGE) from None
+        for line in clusters.describe():
+            console.print(line, markup=False)
     return dict(sandbox.env)
 
 

@@ -9,6 +9,7 @@ are imported when the sandbox starts, not before.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -37,6 +38,8 @@ __all__ = [
     "DEFAULT_DEFINITION",
     "DEFAULT_STATE_MACHINE",
     "AwsSandbox",
+    "SandboxAccessEntry",
+    "SandboxEksCluster",
     "SandboxError",
     "SandboxExecution",
     "SandboxFile",
@@ -51,6 +54,8 @@ __all__ = [
 # SageMaker's PipelineName / PipelineDisplayName pattern (botocore's model); moto does not check it.
 _PIPELINE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
 _ACCOUNT = re.compile(r"^\d{12}$")
+_EKS_CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$")
+_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:(role|user|assumed-role)/.+$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 
 # A pipeline that validates and runs in moto (which accepts any JSON and succeeds every execution).
@@ -140,9 +145,28 @@ class SandboxLambdaFunction(msgspec.Struct, kw_only=True, forbid_unknown_fields=
     role_arn: str = ""
 
 
+class SandboxAccessEntry(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An EKS access entry (CreateAccessEntry): the IAM principal and the Kubernetes user and groups it is
+    mapped to (`username` default: EKS's, from the principal's ARN)."""
+
+    principal_arn: str
+    username: str = ""
+    groups: list[str] = []
+
+
+class SandboxEksCluster(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An EKS cluster to create (CreateCluster), played by a Kubernetes sandbox of its own that accepts EKS
+    tokens mapped by `access_entries`; `kubernetes`: a YAML file of the objects that cluster holds first
+    (namespaces, Roles, RoleBindings), relative to the sandbox FILE."""
+
+    name: str
+    kubernetes: str = ""
+    access_entries: list[SandboxAccessEntry] = []
+
+
 class SandboxFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The sandbox FILE: `account` (12 digits), `region`, and the `pipelines`, `glue_jobs`,
-    `state_machines` and `lambda_functions` to create."""
+    `state_machines`, `lambda_functions` and `eks_clusters` to create."""
 
     account: str | int = "123456789012"
     region: str = "us-east-1"
@@ -150,6 +174,7 @@ class SandboxFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     glue_jobs: list[SandboxGlueJob] = []
     state_machines: list[SandboxStateMachine] = []
     lambda_functions: list[SandboxLambdaFunction] = []
+    eks_clusters: list[SandboxEksCluster] = []
 
 
 class AwsSandbox:
@@ -181,6 +206,7 @@ class AwsSandbox:
         glue_jobs: list[SandboxGlueJob] | None = None,
         state_machines: list[SandboxStateMachine] | None = None,
         lambda_functions: list[SandboxLambdaFunction] | None = None,
+        eks_clusters: list[SandboxEksCluster] | None = None,
         source: str = "",
         quiet: bool = True,
         speed: float = 1.0,
@@ -196,6 +222,7 @@ class AwsSandbox:
         self.glue_jobs = list(glue_jobs or [])
         self.state_machines = list(state_machines or [])
         self.lambda_functions = list(lambda_functions or [])
+        self.eks_clusters = list(eks_clusters or [])
         self._saved_config: dict[str, dict[str, Any]] = {}
         self._clients: dict[str, Any] = {}  # per service, for the server running
         self._roles: dict[str, str] = {}  # role name → ARN, created in the server running
@@ -232,9 +259,16 @@ class AwsSandbox:
               - name: MyStepFunction         # optional: definition (Amazon States Language), role_arn
             lambda_functions:
               - name: MyLambdaFunction       # optional: runtime, handler, role_arn
+            eks_clusters:
+              - name: remote-cluster         # played by a Kubernetes sandbox (kube.sandbox.remote_eks)
+                kubernetes: remote-cluster.yaml   # optional: its objects, relative to this file
+                access_entries:              # who its EKS tokens map to
+                  - principal_arn: arn:aws:iam::100000000002:role/pod-runner
+                    username: pod-runner     # optional (EKS's default from the ARN); groups: [...] optional
 
-        `speed` divides the `seconds` an `execution` or `job_run` declares. Raises SandboxError naming the
-        file and the bad field when it is missing, not YAML or wrong.
+        `speed` divides the `seconds` an `execution` or `job_run` declares. An EKS cluster's `kubernetes`
+        path is made absolute (relative to the file). Raises SandboxError naming the file and the bad field
+        when it is missing, not YAML or wrong.
         """
         where = str(path)
         try:
@@ -256,6 +290,9 @@ class AwsSandbox:
             spec = msgspec.convert(data, SandboxFile, strict=False)
         except msgspec.ValidationError as exc:
             raise SandboxError(f"AWS sandbox file {where}: {_field_message(exc)}") from None
+        for cluster in spec.eks_clusters:
+            if cluster.kubernetes:
+                cluster.kubernetes = str(Path(path).parent / cluster.kubernetes)
         return cls._from_spec(spec, where, speed)
 
     @classmethod
@@ -286,6 +323,25 @@ class AwsSandbox:
             ),
         ):
             _check_names(where, field, [item.name for item in items], pattern, what)
+        _check_names(
+            where,
+            "eks_clusters",
+            [cluster.name for cluster in spec.eks_clusters],
+            _EKS_CLUSTER_NAME,
+            "an EKS cluster name (letters, digits, - and _, at most 100)",
+        )
+        for index, cluster in enumerate(spec.eks_clusters):
+            for number, entry in enumerate(cluster.access_entries):
+                if not _PRINCIPAL_ARN.match(entry.principal_arn):
+                    raise SandboxError(
+                        f"AWS sandbox file {where}: `eks_clusters[{index}].access_entries[{number}]"
+                        f".principal_arn`: expected an IAM role or user ARN, got {entry.principal_arn!r}"
+                    )
+            if cluster.kubernetes and not Path(cluster.kubernetes).is_file():
+                raise SandboxError(
+                    f"AWS sandbox file {where}: `eks_clusters[{index}].kubernetes`: no file "
+                    f"{cluster.kubernetes}"
+                )
         for index, machine in enumerate(spec.state_machines):
             if isinstance(machine.definition, str):
                 try:
@@ -339,6 +395,7 @@ class AwsSandbox:
             glue_jobs=spec.glue_jobs,
             state_machines=spec.state_machines,
             lambda_functions=spec.lambda_functions,
+            eks_clusters=spec.eks_clusters,
             source=where,
             speed=speed,
         )
@@ -368,6 +425,7 @@ class AwsSandbox:
             "AWS_ENDPOINT_URL_GLUE": url,
             "AWS_ENDPOINT_URL_SFN": url,
             "AWS_ENDPOINT_URL_LAMBDA": url,
+            "AWS_ENDPOINT_URL_EKS": url,
             "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "false",
             "AWS_ACCESS_KEY_ID": _FAKE_KEY,
             "AWS_SECRET_ACCESS_KEY": _FAKE_KEY,
@@ -389,6 +447,7 @@ class AwsSandbox:
         for what, items in (
             ("state machines", self.state_machines),
             ("Lambda functions", self.lambda_functions),
+            ("EKS clusters", self.eks_clusters),
         ):
             if items:
                 text += f"; {what}: {', '.join(item.name for item in items)}"
@@ -551,6 +610,31 @@ class AwsSandbox:
                     Code={"ZipFile": _EMPTY_ZIP},
                 ),
             )
+
+        for cluster in self.eks_clusters:
+            role = self._role("argoplug-sandbox-eks", "eks.amazonaws.com")
+            self._create(
+                "EKS cluster",
+                cluster.name,
+                lambda name=cluster.name, role=role: self._client("eks").create_cluster(
+                    name=name, roleArn=role, resourcesVpcConfig={}
+                ),
+            )
+
+    def point_eks_cluster(self, name: str, *, endpoint: str, ca_pem: str) -> None:
+        """Make DescribeCluster of EKS cluster `name` answer `endpoint` and the CA `ca_pem` (PEM text), as
+        a cluster whose API server is there (the Kubernetes sandbox playing it). moto makes up both, and
+        has no call to set them, so they are set in its in-process backend. Raises SandboxError when the
+        sandbox is not running or has no such cluster."""
+        from moto.eks.models import eks_backends
+
+        self.endpoint_url  # noqa: B018 - raises before the sandbox started
+        try:
+            cluster = eks_backends[self.account][self.region].clusters[name]
+        except KeyError:
+            raise SandboxError(f"the AWS sandbox has no EKS cluster {name!r}") from None
+        cluster.endpoint = endpoint
+        cluster.certificate_authority = {"data": base64.b64encode(ca_pem.encode()).decode("ascii")}
 
     @staticmethod
     def _create(what: str, name: str, create: Any) -> None:

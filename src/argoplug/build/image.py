@@ -29,8 +29,15 @@ BASE_IMAGE = "python:3.11-slim"
 # plugin packages (`argoplug build` puts them there, with their dependencies', unless --no-wheels), the only
 # place the image installs them from; pip also looks there for their dependencies before PyPI.
 WHEELS_DIR = "wheels"
-# The extra of argoplug a ready plugin needs, by the module its entry point names.
-_READY_PLUGIN_EXTRAS = {"argoplug.plugins.sagemaker": "aws"}
+# The extras of argoplug a ready plugin needs (boto3, lightkube), by the module its entry point names.
+_READY_PLUGIN_EXTRAS: dict[str, tuple[str, ...]] = {
+    "argoplug.plugins.sagemaker": ("aws",),
+    "argoplug.plugins.glue": ("aws",),
+    "argoplug.plugins.step_functions": ("aws",),
+    "argoplug.plugins.lambda_functions": ("aws",),
+    "argoplug.plugins.kubernetes_secret": ("kube",),
+    "argoplug.plugins.eks_pod": ("aws", "kube"),
+}
 # Instructions a plugin's lines may not use: they would change the base, the user or the command.
 _FORBIDDEN = ("FROM", "USER", "ENTRYPOINT", "CMD")
 
@@ -73,9 +80,9 @@ def requirements(packages: Sequence[tuple[str, ModuleType]]) -> Requirements:
         if not dist_name:
             unpackaged.append(name)
             continue
-        for prefix, extra in _READY_PLUGIN_EXTRAS.items():
+        for prefix, needed in _READY_PLUGIN_EXTRAS.items():
             if module.__name__ == prefix or module.__name__.startswith(prefix + "."):
-                extras.add(extra)
+                extras.update(needed)
         pins.setdefault(_canonical(dist_name), dist_name)
     argoplug = f"argoplug[{','.join(sorted(extras))}]" if extras else "argoplug"
     ordered = [f"{argoplug}=={importlib.metadata.version('argoplug')}"]

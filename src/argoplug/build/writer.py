@@ -35,6 +35,7 @@ from argoplug.build.manifests import (
     pod_spec_patch,
     service_account_objects,
 )
+from argoplug.build.remote import REMOTE_DIR, RemoteFile, checked_remote_files, readme_section
 from argoplug.build.wheels import build_wheels
 from argoplug.hooks import HookError, contributions, plugin_manager
 from argoplug.hookspecs import BuildContext
@@ -44,7 +45,8 @@ from argoplug.token_access import AGENT_UID, container_identity, security_contex
 __all__ = ["OPTIONAL_FILES", "Rendered", "build_bundle", "render_bundle", "write_files"]
 
 # Files a build writes only for some bundles; a later build that does not write one removes it, so the
-# folder never holds a stale policy or role.
+# folder never holds a stale policy or role. Every file under `remote/` (REMOTE_DIR) is optional too: the
+# plugins' settings name them.
 OPTIONAL_FILES = ("plugin-role.yaml", "iam-policy.json", "iam-trust-policy.json", "agent-pod-spec-patch.yaml")
 
 Rendered = dict[str, str]
@@ -66,18 +68,18 @@ def build_bundle(
 
     Writes `plugin.yaml`, `<name>-executor-plugin-configmap.yaml`, `service-account.yaml`,
     `agent-role.yaml`, `kustomization.yaml`, `Dockerfile`, `wheels/README.md`, `README.md`, and when the
-    plugins call for them `plugin-role.yaml`, `iam-policy.json`, `iam-trust-policy.json` and
-    `agent-pod-spec-patch.yaml` (see `render_bundle`, and `write_files` for how). With `wheels`, first
-    builds the wheels the Dockerfile installs, argoplug's, the plugin packages' and their dependencies'
-    (`wheels.build_wheels`: `pip wheel`, from where each was installed and the configured index), and
-    writes them into `wheels/` too, listed after the texts; `say` is told what is being built, then what
-    was (logged as info of logger `argoplug.build` when None). Then calls `warn` with each of
-    `bundle_warnings(bundle)` (what the bundle allows that is risky, one sentence each), or logs them as
-    warnings of logger `argoplug.build` when `warn` is None. Raises BundleError, with nothing written, for
-    a bad bundle (naming the field), an unknown plugin (listing those installed), a build hook that raises
-    or returns something wrong (naming the plugin package), an output folder that cannot take the files
-    (naming the path), or WheelBuildError for a wheel pip cannot build (naming the distribution and
-    ending with pip's last lines).
+    plugins call for them `plugin-role.yaml`, `iam-policy.json`, `iam-trust-policy.json`,
+    `agent-pod-spec-patch.yaml` and the files for other clusters under `remote/` (see `render_bundle`, and
+    `write_files` for how). With `wheels`, first builds the wheels the Dockerfile installs, argoplug's,
+    the plugin packages' and their dependencies' (`wheels.build_wheels`: `pip wheel`, from where each was
+    installed and the configured index), and writes them into `wheels/` too, listed after the texts;
+    `say` is told what is being built, then what was (logged as info of logger `argoplug.build` when
+    None). Then calls `warn` with each of `bundle_warnings(bundle)` (what the bundle allows that is risky,
+    one sentence each), or logs them as warnings of logger `argoplug.build` when `warn` is None. Raises
+    BundleError, with nothing written, for a bad bundle (naming the field), an unknown plugin (listing
+    those installed), a build hook that raises or returns something wrong (naming the plugin package), an
+    output folder that cannot take the files (naming the path), or WheelBuildError for a wheel pip cannot
+    build (naming the distribution and ending with pip's last lines).
     """
     bundle = load_bundle(bundle_file)
     files, reqs = _render(bundle)
@@ -104,7 +106,8 @@ def build_bundle(
 def render_bundle(bundle: Bundle) -> Rendered:
     """Return every file of `bundle`'s build: relative path → text. Writes nothing.
 
-    Raises BundleError as `build_bundle` does.
+    The files of the `argoplug_remote_cluster_files` hooks are among them, under `remote/`, listed in
+    `README.md` and never in `kustomization.yaml`. Raises BundleError as `build_bundle` does.
     """
     return _render(bundle)[0]
 
@@ -133,6 +136,7 @@ def _render(bundle: Bundle) -> tuple[Rendered, Requirements]:
         rules = checked_rules(rule_items)
         policy = permissions_policy(gather("argoplug_iam_statements"))
         docker_lines = gather("argoplug_dockerfile_lines")
+        remote = checked_remote_files(gather("argoplug_remote_cluster_files"))
     except HookError as exc:
         raise BundleError(str(exc)) from exc
 
@@ -179,7 +183,10 @@ def _render(bundle: Bundle) -> tuple[Rendered, Requirements]:
     reqs = requirements(loaded.packages)
     files["Dockerfile"] = dockerfile_text(bundle, reqs, docker_lines)
     files[f"{WHEELS_DIR}/README.md"] = wheels_readme(reqs)
-    files["README.md"] = _readme(bundle, files, configmap=configmap, keys=context.plugin_keys, pins=reqs.pins)
+    files.update({file.path: file.text for file in remote})
+    files["README.md"] = _readme(
+        bundle, files, configmap=configmap, keys=context.plugin_keys, pins=reqs.pins, remote=remote
+    )
     return files, reqs
 
 
@@ -192,9 +199,10 @@ def write_files(files: Contents, out_dir: Path) -> list[Path]:
     to write into (or the nearest existing one to create `out_dir` in) is not writable. The files are then
     written into a fresh staging folder (next to a new `out_dir`, inside an existing one) and moved in: a
     new `out_dir` appears whole, in one rename; in an existing one each file is replaced in one step and
-    `OPTIONAL_FILES` not in `files` are removed, and should a step still fail (a full disk), what was
-    replaced or removed is put back and the folders made are removed. Any OSError becomes a BundleError
-    naming the path.
+    `OPTIONAL_FILES` not in `files` are removed, and so are the files under `remote/` not in `files` (then
+    the folders there left empty), and should a step still fail (a full disk), what was replaced or
+    removed is put back and the folders made are removed. Any OSError becomes a BundleError naming the
+    path.
     """
     out_dir = Path(out_dir)
     _check_targets(files, out_dir)
@@ -216,7 +224,7 @@ def _check_targets(files: Contents, out_dir: Path) -> None:
         _require_writable(existing, f"cannot create {out_dir}")
         return
     _require_writable(out_dir, f"cannot write into {out_dir}")
-    stale = [name for name in OPTIONAL_FILES if name not in files]
+    stale = _stale(files, out_dir)
     for relative in [*files, *stale]:
         target = out_dir / relative
         folder = target.parent
@@ -230,6 +238,30 @@ def _check_targets(files: Contents, out_dir: Path) -> None:
         if os.path.isdir(target) and not os.path.islink(target):
             verb = "write" if relative in files else "remove the stale"
             raise BundleError(f"cannot {verb} {target}: it is a folder; move it away")
+
+
+def _stale(files: Contents, out_dir: Path) -> list[str]:
+    """The files in `out_dir` an earlier build wrote that `files` no longer holds: `OPTIONAL_FILES`, and
+    every file under `remote/` (a `remote` that is a link is not followed)."""
+    stale = [name for name in OPTIONAL_FILES if name not in files]
+    remote = out_dir / REMOTE_DIR
+    if os.path.islink(remote) or not os.path.isdir(remote):
+        return stale
+    for folder, _, names in os.walk(remote):
+        for name in sorted(names):
+            relative = (Path(folder) / name).relative_to(out_dir).as_posix()
+            if relative not in files:
+                stale.append(relative)
+    return stale
+
+
+def _remove_empty_remote_folders(out_dir: Path) -> None:
+    remote = out_dir / REMOTE_DIR
+    if os.path.islink(remote) or not os.path.isdir(remote):
+        return
+    for folder, _, _ in os.walk(remote, topdown=False):
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)  # only when empty
 
 
 def _require_writable(folder: Path, problem: str) -> None:
@@ -293,7 +325,7 @@ def _replace_in(files: Contents, out_dir: Path) -> None:
     try:
         _stage(files, new, out_dir)
         steps: list[tuple[str, Path | None]] = [(relative, new / relative) for relative in files]
-        steps += [(stale, None) for stale in OPTIONAL_FILES if stale not in files]
+        steps += [(stale, None) for stale in _stale(files, out_dir)]
         target = out_dir
         try:
             for relative, source in steps:
@@ -318,6 +350,7 @@ def _replace_in(files: Contents, out_dir: Path) -> None:
             raise _os_problem(f"cannot write {target}", exc) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    _remove_empty_remote_folders(out_dir)
 
 
 def _put_back(done: Sequence[tuple[Path, Path | None]], made: Sequence[Path]) -> None:
@@ -397,6 +430,7 @@ _FILE_ROLES = {
     "iam-policy.json": "the IAM permissions policy: exactly the AWS actions the plugins call",
     "iam-trust-policy.json": "the trust policy of the IAM role, for IRSA",
     "agent-pod-spec-patch.yaml": "volumes the plugins need, for the workflows' `spec.podSpecPatch`",
+    f"{REMOTE_DIR}/": "files for the other clusters the plugins reach, applied there, not here: see below",
     "Dockerfile": "the sidecar image; `wheels/` holds the wheels of argoplug and the plugin packages, which "
     "the image installs from there only, and of their dependencies",
 }
@@ -533,14 +567,21 @@ def _identity_text(bundle: Bundle) -> dict[str, str]:
 
 
 def _readme(
-    bundle: Bundle, files: Mapping[str, str], *, configmap: str, keys: Sequence[str], pins: Sequence[str]
+    bundle: Bundle,
+    files: Mapping[str, str],
+    *,
+    configmap: str,
+    keys: Sequence[str],
+    pins: Sequence[str],
+    remote: Sequence[RemoteFile] = (),
 ) -> str:
     sa, runs_as = bundle.sidecar_name, bundle.agent_service_account
     role_arn = bundle.service_account.iam_role_arn
+    present = {*files, *([f"{REMOTE_DIR}/"] if remote else [])}
     rows = [
         f"| `{name.format(configmap=configmap)}` | {role.format(sa=sa, runs_as=runs_as)} |"
         for name, role in _FILE_ROLES.items()
-        if name.format(configmap=configmap) in files
+        if name.format(configmap=configmap) in present
     ]
     text = _README_HEAD.format(
         name=bundle.name,
@@ -581,6 +622,7 @@ def _readme(
         text += _README_DEFAULT_ACCOUNT.format(namespaces=namespaces)
     if runs_as != sa:
         text += _README_TOKEN.format(runs_as=runs_as)
+    text += readme_section(remote)
     if "agent-pod-spec-patch.yaml" in files:
         patch = files["agent-pod-spec-patch.yaml"].splitlines()
         text += _README_VOLUMES.format(patch="\n".join(f"        {line}" for line in patch))

@@ -310,3 +310,47 @@ def call(
     node = reply.get("node") if isinstance(reply, dict) else None
     if isinstance(node, dict) and node.get("phase") in ("Failed", "Error"):
         raise typer.Exit(1)  # the node failed: as `argo` would, a script should see it
+
+
+eks_app = typer.Typer(
+    help="EKS clusters that the eks-pod plugin runs pods on.", no_args_is_help=True, add_completion=False
+)
+app.add_typer(eks_app, name="eks")
+
+
+@eks_app.command("check")
+def eks_check(
+    cluster: Annotated[str, typer.Option("--cluster", help="The EKS cluster's name.")],
+    namespace: Annotated[str, typer.Option(help="The namespace the pods run in.")] = "default",
+    role_arn: Annotated[
+        str | None, typer.Option("--role-arn", help="The IAM role the plugin blocks assume (role_arn).")
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option(help="The cluster's region (default: AWS_REGION / AWS_DEFAULT_REGION).")
+    ] = None,
+) -> None:
+    """Check each link from this machine's AWS identity to pods in a namespace of an EKS cluster: credentials,
+    AssumeRole, DescribeCluster, the EKS token, its mapping (access entry) and RBAC for create, get, list,
+    watch, delete pods and get pods/log. PASS/FAIL/SKIP per link; exit 1 on any FAIL, 2 for bad usage.
+    """
+    import os
+
+    from rich.console import Console
+    from rich.markup import escape
+
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        typer.echo("argoplug eks check: give --region (or set AWS_REGION)", err=True)
+        raise typer.Exit(2)
+    try:
+        from argoplug.plugins.eks_pod.check import check_links
+    except ImportError as exc:  # pragma: no cover - the aws and kube extras
+        typer.echo(f"argoplug eks check: needs boto3 and lightkube: pip install 'argoplug[aws,kube]' ({exc})")
+        raise typer.Exit(2) from None
+    console = Console(highlight=False, emoji=False)
+    links = check_links(cluster, namespace=namespace, region=region, role_arn=role_arn)
+    colours = {"PASS": "green", "FAIL": "red", "SKIP": "yellow"}
+    for link in links:
+        detail = f": {escape(link.detail)}" if link.detail else ""
+        console.print(f"[{colours[link.status]}]{link.status}[/] {escape(link.name)}{detail}")
+    raise typer.Exit(1 if any(link.status == "FAIL" for link in links) else 0)

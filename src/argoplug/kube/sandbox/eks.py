@@ -181,6 +181,11 @@ class EksTokenAuthenticator:
                 raise ValueError(f"an access entry for {parsed.principal_arn} exists already")
             self._entries.append(parsed)
 
+    def access_entries(self) -> list[AccessEntry]:
+        """The access entries, in the order they were added (ListAccessEntries)."""
+        with self._lock:
+            return list(self._entries)
+
     def remove_access_entry(self, principal_arn: str) -> None:
         """Delete the access entry of `principal_arn` (DeleteAccessEntry); nothing when there is none."""
         key = _principal_key(principal_arn)

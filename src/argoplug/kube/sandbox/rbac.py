@@ -148,12 +148,19 @@ class Authenticator:
         # keyIDFromPublicKey: a non-reversible id of the key (here of the secret).
         self._kid = _b64(hashlib.sha256(b"kid:" + self._key).digest())
         self._static: dict[str, UserInfo] = {}
+        self._webhooks: list[Callable[[str], UserInfo | None]] = []
         # The ServiceAccounts that exist, by (namespace, name): their uid (validator.Validate looks them up).
         self._accounts: dict[tuple[str, str], str] = {}
 
     def add_token(self, token: str, user: UserInfo) -> None:
         """Accept `token` as `user` (a static token file's line: the sandbox admin)."""
         self._static[token] = user
+
+    def add_token_webhook(self, authenticate: Callable[[str], UserInfo | None]) -> None:
+        """Ask `authenticate(token)` of a bearer token no other authenticator knows (a webhook token
+        authenticator, as EKS runs aws-iam-authenticator: `--authentication-token-webhook-config-file`);
+        it returns the user, or None for a token it refuses."""
+        self._webhooks.append(authenticate)
 
     def issue_service_account_token(
         self,
@@ -254,7 +261,8 @@ class Authenticator:
     def _authenticate_token(
         self, token: str, audiences: tuple[str, ...], now: float | None
     ) -> tuple[_Authenticated | None, str]:
-        """The token authenticators in the API server's order: static tokens, then ServiceAccount JWTs.
+        """The token authenticators in the API server's order: static tokens, ServiceAccount JWTs, then
+        the webhooks (pkg/kubeapiserver/authenticator/config.go `New`).
 
         The error is as the request authenticator's union aggregates it: `invalid bearer token` alone when
         no authenticator knew the token, `[invalid bearer token, <why>]` when the JWT one refused it.
@@ -271,6 +279,13 @@ class Authenticator:
         except _TokenRefused as refused:
             return None, _aggregate([_INVALID_TOKEN, str(refused)])
         if result is None:
+            for webhook in self._webhooks:
+                user = webhook(token)
+                if user is not None:
+                    # A webhook's answer serves the API server's own audiences (WrapAudienceAgnosticToken).
+                    shared = tuple(audience for audience in audiences if audience == self.issuer)
+                    if shared:
+                        return _Authenticated(_with_authenticated(user), shared), ""
             return None, _INVALID_TOKEN
         return result, ""
 
