@@ -106,8 +106,15 @@ def test_entering_again_starts_from_a_clean_state(tmp_path: Path) -> None:
         (
             "acount: '100000000002'\n",
             "`acount` is not a field (expected one of: account, region, pipelines, glue_jobs, "
-            "state_machines, lambda_functions)",
+            "state_machines, lambda_functions, eks_clusters)",
         ),
+        ("eks_clusters: [{name: 'a b'}]\n", "`eks_clusters[0].name`: 'a b' is not an EKS cluster name"),
+        (
+            "eks_clusters: [{name: c, access_entries: [{principal_arn: someone}]}]\n",
+            "`eks_clusters[0].access_entries[0].principal_arn`: expected an IAM role or user ARN, got "
+            "'someone'",
+        ),
+        ("eks_clusters: [{name: c, kubernetes: nowhere.yaml}]\n", "`eks_clusters[0].kubernetes`: no file"),
         ("pipelines: [{name: A, defintion: {}}]\n", "`pipelines[0].defintion` is not a field"),
         ("pipelines: [{display_name: A}]\n", "`pipelines[0].name` is required"),
         ("pipelines: [{name: 3}]\n", "`pipelines[0].name`: Expected `str`, got `int`"),
