@@ -87,3 +87,21 @@ def test_every_example_workflow_validates_against_argos_schema(path: Path) -> No
 def test_the_examples_hold_workflows() -> None:
     names = {p.name for p in example_workflows()}
     assert {"workflow.yaml", "workflow-template.yaml"} <= names
+
+
+def test_a_null_field_is_absent_as_go_decodes_it() -> None:
+    """KFP's compiler writes `creationTimestamp: null` and `status: {startedAt: null}` (Go's zero values):
+    Argo and the API server read them as absent, so argoplug run does too; a real problem still shows."""
+    from argoplug.agent.schema import schema_problems
+
+    body = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "kfp-", "creationTimestamp": None},
+        "spec": {"entrypoint": "main", "templates": [{"name": "main", "suspend": {}, "timeout": None}]},
+        "status": {"startedAt": None, "finishedAt": None},
+    }
+    assert schema_problems("Workflow", body) == []
+    assert "creationTimestamp" not in body["metadata"]
+    body["spec"]["templates"][0]["retryStrategy"] = {"limit": [1]}
+    assert schema_problems("Workflow", body) != []

@@ -43,10 +43,14 @@ def schema_problems(kind: str, body: dict[str, Any]) -> list[str]:
 def schema_findings(kind: str, body: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Validate `body` as `schema_problems` does; return (problems, unknown fields), each sorted.
 
-    An unknown field is what `argo lint` and `argo submit` refuse (`UnmarshalStrict`: `json: unknown field
+    A field whose value is null is removed first, in place: Go's JSON decoding leaves such a field at its
+    zero value, as if absent, and the API server stores it so (a workflow that KFP's compiler writes carries
+    `creationTimestamp: null` and `status: {startedAt: null}`). An unknown field is what `argo lint` and
+    `argo submit` refuse (`UnmarshalStrict`: `json: unknown field
     "x"`) but a cluster runs: the CRD keeps it and the controller, decoding leniently, ignores it. Its
     message says both.
     """
+    _drop_nulls(body)
     validator = _validator(kind)
     errors = list(validator.iter_errors(body))
     if _coerce_any_strings(body, errors):
@@ -54,6 +58,17 @@ def schema_findings(kind: str, body: dict[str, Any]) -> tuple[list[str], list[st
     problems = {_problem(body, error) for error in errors if error.validator != "additionalProperties"}
     unknown = {_problem(body, error) for error in errors if error.validator == "additionalProperties"}
     return sorted(problems), sorted(unknown)
+
+
+def _drop_nulls(value: Any) -> None:
+    if isinstance(value, dict):
+        for key in [key for key, item in value.items() if item is None]:
+            del value[key]
+        for item in value.values():
+            _drop_nulls(item)
+    elif isinstance(value, list):
+        for item in value:
+            _drop_nulls(item)
 
 
 @functools.cache
