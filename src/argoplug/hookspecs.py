@@ -25,14 +25,22 @@ if TYPE_CHECKING:
 __all__ = [
     "PROJECT",
     "BuildContext",
+    "DeployContext",
     "argoplug_after_execute",
     "argoplug_before_execute",
     "argoplug_container_env",
     "argoplug_container_volume_mounts",
     "argoplug_container_volumes",
+    "argoplug_deploy",
+    "argoplug_destroy",
     "argoplug_dockerfile_lines",
     "argoplug_iam_statements",
     "argoplug_kubernetes_rules",
+    "argoplug_parameters_type",
+    "argoplug_post_deploy",
+    "argoplug_post_destroy",
+    "argoplug_pre_deploy",
+    "argoplug_pre_destroy",
     "argoplug_remote_cluster_files",
     "argoplug_shutdown",
     "argoplug_startup",
@@ -168,6 +176,81 @@ def argoplug_dockerfile_lines(context: BuildContext) -> list[str]:
     For system packages or files a plugin needs. `FROM`, `USER`, `ENTRYPOINT` and `CMD` are the build's
     own and refused. An exception, or such a line, stops the build; the message names the plugin package.
     """
+
+
+@hookspec
+def argoplug_parameters_type() -> Any:
+    """Return the type of the package's parameters: a msgspec Struct (or any type msgspec converts to).
+
+    A bundle's `settings` for the package, and each of its `instances`' `parameters`, must convert to it
+    (msgspec, strict) before anything is built or deployed; the error names the namespace, the instance
+    and the field. A package that implements no such hook takes any mapping. Called with no context.
+    """
+
+
+# --- deploy hooks ----------------------------------------------------------------------------------------
+# Called by `argoplug deploy` / `argoplug destroy`, per namespace, for each plugin instance there, in the
+# order the bundle lists them. An exception names the package and rolls back that namespace: the objects
+# created there by this run are deleted and those it changed put back; the other namespaces go on.
+
+
+@dataclasses.dataclass(frozen=True)
+class DeployContext:
+    """What `argoplug deploy` and `argoplug destroy` tell a deploy hook about one plugin instance.
+
+    - `bundle`: the bundle's name (the label `argoplug.dev/bundle` of everything deployed for it).
+    - `namespace`: the namespace deployed to (a "team"); `instance`: the instance's name there (its
+      executor plugin is `<instance>-executor-plugin`).
+    - `parameters`: the instance's parameters as the package's `argoplug_parameters_type` made them (a
+      mapping when it declares none).
+    - `client`: a Kubernetes client limited to `namespace` (`argoplug.deploy.NamespacedClient`: get, list,
+      apply, create, patch, delete of namespaced objects there; anything else is refused). What a hook
+      creates or applies through it is deleted again when the namespace is rolled back.
+    - `dry_run`: true for `--dry-run`: the client writes nothing (the API server's dry run).
+    """
+
+    bundle: str
+    namespace: str
+    instance: str
+    parameters: Any
+    client: Any
+    dry_run: bool = False
+
+
+@hookspec
+def argoplug_pre_deploy(context: DeployContext) -> None:
+    """Run before the instance's built objects are applied in `context.namespace` (e.g. to check that
+    what the plugin needs exists there). Raising rolls the namespace back, naming the package."""
+
+
+@hookspec
+def argoplug_deploy(context: DeployContext) -> None:
+    """Run after the instance's built objects are applied in `context.namespace`: create what only the
+    package knows (an annotated ServiceAccount, an object of a CRD it needs). Raising rolls back."""
+
+
+@hookspec
+def argoplug_post_deploy(context: DeployContext) -> None:
+    """Run once everything of the namespace is applied and the `--prune` is done there. Raising rolls
+    the namespace back."""
+
+
+@hookspec
+def argoplug_pre_destroy(context: DeployContext) -> None:
+    """Run before the instance's objects are deleted from `context.namespace`. Raising leaves the
+    namespace as it is, naming the package."""
+
+
+@hookspec
+def argoplug_destroy(context: DeployContext) -> None:
+    """Run before the instance's built objects are deleted: delete what `argoplug_deploy` made. Raising
+    leaves the namespace's built objects in place, naming the package."""
+
+
+@hookspec
+def argoplug_post_destroy(context: DeployContext) -> None:
+    """Run after the instance's objects are deleted from `context.namespace`. An exception is reported,
+    naming the package; what was deleted stays deleted."""
 
 
 # --- server hooks ----------------------------------------------------------------------------------------

@@ -36,10 +36,12 @@ __all__ = [
     "ROLE_ARN",
     "Bundle",
     "BundleError",
+    "Instance",
     "Resources",
     "ServiceAccount",
     "bundle_warnings",
     "default_security_context",
+    "instance_bundles",
     "load_bundle",
     "parse_bundle",
 ]
@@ -150,6 +152,18 @@ class ServiceAccount(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, f
     oidc_provider: str = ""
 
 
+class Instance(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """One plugin instance of a bundle's `instances` (AWS Orbit's per-team plugin declarations): the
+    `namespace` (a team) it is deployed to, its `name` there (the executor plugin `<name>-executor-plugin`;
+    default the bundle's name), the plugin package it serves (`plugin`, as in `plugins`) and that
+    package's `parameters` (its settings for this instance)."""
+
+    namespace: str
+    plugin: str
+    name: str = ""
+    parameters: dict[str, Any] = {}
+
+
 class Bundle(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True, rename="camel"):
     """A checked `argoplug.yaml`: what one executor plugin sidecar serves and how it is installed.
 
@@ -171,11 +185,15 @@ class Bundle(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     - `namespaces` (["argo"]): where the plugin is installed. `workflowServiceAccount`: what workflows run
       as (default: `<name>-executor-plugin` with `iamRoleArn`, else `default`).
     - `env` ([]): extra EnvVars. `logLevel`, `handlerDeadline` (seconds): `argoplug serve` options.
+    - `instances` ([]): plugin instances per namespace (`Instance`), instead of `plugins`, `settings` and
+      `namespaces`: each is built and deployed as a bundle of its own (`instance_bundles`), with this
+      bundle's other fields. Several instances of one package may differ in parameters, each in a
+      namespace of its own.
     """
 
     name: str
     image: str
-    plugins: list[str]
+    plugins: list[str] = []
     port: int = DEFAULT_PORT
     settings: dict[str, dict[str, Any]] = {}
     description: str = ""
@@ -188,6 +206,7 @@ class Bundle(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     env: list[dict[str, Any]] = []
     log_level: Literal["debug", "info", "warning", "error"] | None = None
     handler_deadline: float | None = None
+    instances: list[Instance] = []
 
     @property
     def sidecar_name(self) -> str:
@@ -220,13 +239,38 @@ def bundle_warnings(bundle: Bundle) -> list[str]:
     if problem is not None:
         found.append(f"securityContext: {problem}")
     if bundle.agent_service_account == "default":
-        namespaces = ", ".join(bundle.namespaces)
+        own = [instance.namespace for instance in bundle.instances] or bundle.namespaces
+        namespaces = ", ".join(dict.fromkeys(own))
         found.append(
             f"agent-role.yaml binds the agent Role to service account 'default' in {namespaces}: every pod "
             "running as 'default' there may patch WorkflowTaskSet status, that is, forge plugin results; "
             "set workflowServiceAccount (or serviceAccount.iamRoleArn) to run the workflows that use "
             "this plugin as an account of their own"
         )
+    return found
+
+
+def instance_bundles(bundle: Bundle) -> list[tuple[str, str, Bundle]]:
+    """Return `(namespace, instance name, bundle)` for each plugin instance of `bundle`: one per
+    `instances` entry (the bundle with that name, plugin, parameters and namespace), else one per
+    namespace of `namespaces` (the bundle itself, in that namespace alone)."""
+    if not bundle.instances:
+        return [
+            (namespace, bundle.name, msgspec.structs.replace(bundle, namespaces=[namespace]))
+            for namespace in bundle.namespaces
+        ]
+    found = []
+    for instance in bundle.instances:
+        name = instance.name or bundle.name
+        own = msgspec.structs.replace(
+            bundle,
+            name=name,
+            plugins=[instance.plugin],
+            settings={instance.plugin: dict(instance.parameters)},
+            namespaces=[instance.namespace],
+            instances=[],
+        )
+        found.append((instance.namespace, name, own))
     return found
 
 
@@ -261,6 +305,10 @@ def parse_bundle(raw: Any, *, source: str = "bundle") -> Bundle:
             problems = [str(exc)]
         else:
             problems = _value_problems(bundle)
+            if bundle.instances and "namespaces" in raw:
+                problems.append(
+                    "namespaces: give either `namespaces` or `instances` (each names its namespace)"
+                )
     if problems:
         raise BundleError(
             f"invalid bundle {source}:\n" + "\n".join(f"  - {p}" for p in problems),
@@ -282,8 +330,11 @@ def _value_problems(bundle: Bundle) -> list[str]:
     if not bundle.image.strip() or any(c.isspace() for c in bundle.image):
         problems.append(f"image: expected {_FIELD_EXPECTED['image']} (no spaces), got {_show(bundle.image)}")
     problems.extend(_port_problems(bundle.port, bundle.name))
-    problems.extend(_plugin_list_problems(bundle))
-    problems.extend(_name_list_problems("namespaces", bundle.namespaces, "namespace"))
+    if bundle.instances:
+        problems.extend(_instance_problems(bundle))
+    else:
+        problems.extend(_plugin_list_problems(bundle))
+        problems.extend(_name_list_problems("namespaces", bundle.namespaces, "namespace"))
     if bundle.workflow_service_account and not _is_subdomain(bundle.workflow_service_account):
         problems.append(
             "workflowServiceAccount: expected a service account name (a DNS-1123 subdomain), "
@@ -346,6 +397,46 @@ def _plugin_list_problems(bundle: Bundle) -> list[str]:
                 f"settings.{key}: not a plugin of this bundle (settings are keyed by the names in "
                 f"`plugins`: {', '.join(bundle.plugins) or 'none'})"
             )
+    return problems
+
+
+def _instance_problems(bundle: Bundle) -> list[str]:
+    problems: list[str] = []
+    for field, given in (("plugins", bundle.plugins), ("settings", bundle.settings)):
+        if given:
+            problems.append(f"{field}: give either `{field}` or `instances` (each instance names its plugin)")
+    seen: dict[tuple[str, str], int] = {}
+    serving: dict[tuple[str, str], str] = {}
+    for index, instance in enumerate(bundle.instances):
+        at = f"instances[{index}]"
+        name = instance.name or bundle.name
+        if not _DNS_LABEL.match(instance.namespace) or len(instance.namespace) > 63:
+            problems.append(
+                f"{at}.namespace: expected a namespace name, a DNS-1123 label, got "
+                f"{_show(instance.namespace)}"
+            )
+        if instance.name and (not _DNS_LABEL.match(instance.name) or len(instance.name) > MAX_NAME_LENGTH):
+            problems.append(
+                f"{at}.name: expected a DNS-1123 label of at most {MAX_NAME_LENGTH} characters, got "
+                f"{_show(instance.name)}"
+            )
+        if not instance.plugin.strip():
+            problems.append(f"{at}.plugin: expected a plugin name ({_FIELD_EXPECTED['plugins']})")
+        where = (instance.namespace, name)
+        if where in seen:
+            problems.append(
+                f"{at}: namespace {instance.namespace!r} has instance {name!r} already "
+                f"(instances[{seen[where]}]); give this one another `name`"
+            )
+        seen.setdefault(where, index)
+        other = serving.get((instance.namespace, instance.plugin))
+        if other is not None and other != name:
+            problems.append(
+                f"{at}: namespace {instance.namespace!r} has {instance.plugin!r} as instance {other!r} "
+                "already: Argo's agent would give all its templates to one of them; put this one in another "
+                "namespace"
+            )
+        serving.setdefault((instance.namespace, instance.plugin), name)
     return problems
 
 

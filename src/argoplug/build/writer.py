@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from argoplug.build import argo
-from argoplug.build.bundle import Bundle, BundleError, bundle_warnings, load_bundle
+from argoplug.build.bundle import Bundle, BundleError, bundle_warnings, instance_bundles, load_bundle
 from argoplug.build.iam import OIDC_PLACEHOLDER, permissions_policy, policy_text, trust_policy
 from argoplug.build.image import WHEELS_DIR, Requirements, dockerfile_text, requirements, wheels_readme
 from argoplug.build.manifests import (
@@ -37,7 +37,7 @@ from argoplug.build.manifests import (
 )
 from argoplug.build.remote import REMOTE_DIR, RemoteFile, checked_remote_files, readme_section
 from argoplug.build.wheels import build_wheels
-from argoplug.hooks import HookError, contributions, plugin_manager
+from argoplug.hooks import HookError, contributions, implementations, plugin_manager
 from argoplug.hookspecs import BuildContext
 from argoplug.registry import LoadedPlugins, PluginLoadError, load
 from argoplug.token_access import AGENT_UID, container_identity, security_context_problem
@@ -82,24 +82,60 @@ def build_bundle(
     build (naming the distribution and ending with pip's last lines).
     """
     bundle = load_bundle(bundle_file)
-    files, reqs = _render(bundle)
     out_dir = Path(out_dir)
-    if not wheels:
-        written = write_files(files, out_dir)
-    else:
-        _check_targets(files, out_dir)  # before pip's minutes, not after
-        tell = say or (lambda text: _log.info("%s", text))
-        with tempfile.TemporaryDirectory(prefix="argoplug-build-wheels-") as scratch:
-            built = build_wheels(reqs, Path(scratch), say=tell)
-            contents: dict[str, str | Path] = dict(files)
-            contents.update({f"{WHEELS_DIR}/{path.name}": path for path in built.files})
-            written = write_files(contents, out_dir)
-        tell(built.summary())
+    # A bundle of `instances` is one build per instance, in `<namespace>/<instance>/`; all are rendered
+    # (and so checked) before anything is written.
+    rendered = [
+        (out_dir / ns / name, *render_instance(bundle, ns, name, own)) for ns, name, own in _units(bundle)
+    ]
+    written: list[Path] = []
+    for folder, files, reqs in rendered:
+        written.extend(_write(files, reqs, folder, wheels=wheels, say=say))
     for warning in bundle_warnings(bundle):
         if warn is None:
             _log.warning("%s", warning)
         else:
             warn(warning)
+    return written
+
+
+def _units(bundle: Bundle) -> list[tuple[str, str, Bundle]]:
+    if not bundle.instances:
+        return [("", "", bundle)]
+    return instance_bundles(bundle)
+
+
+def render_instance(bundle: Bundle, namespace: str, name: str, own: Bundle) -> tuple[Rendered, Requirements]:
+    """Render `own`, the bundle of one instance of `bundle` (`instance_bundles`); a BundleError names the
+    instance: `instances[1] (namespace team-b, instance secrets): ...`."""
+    if not namespace:
+        return _render(own)
+    index = next(i for i, (ns, n, _) in enumerate(instance_bundles(bundle)) if (ns, n) == (namespace, name))
+    try:
+        return _render(own)
+    except BundleError as exc:
+        plugin = own.plugins[0]
+        where = f"instances[{index}] (namespace {namespace}, instance {name}, plugin {plugin})"
+
+        def named(problem: str) -> str:  # an instance's settings are its `parameters`
+            return f"{where}: " + problem.replace(f"settings.{plugin}", "parameters")
+
+        raise BundleError(named(str(exc)), [named(p) for p in exc.problems]) from None
+
+
+def _write(
+    files: Rendered, reqs: Requirements, out_dir: Path, *, wheels: bool, say: Callable[[str], None] | None
+) -> list[Path]:
+    if not wheels:
+        return write_files(files, out_dir)
+    _check_targets(files, out_dir)  # before pip's minutes, not after
+    tell = say or (lambda text: _log.info("%s", text))
+    with tempfile.TemporaryDirectory(prefix="argoplug-build-wheels-") as scratch:
+        built = build_wheels(reqs, Path(scratch), say=tell)
+        contents: dict[str, str | Path] = dict(files)
+        contents.update({f"{WHEELS_DIR}/{path.name}": path for path in built.files})
+        written = write_files(contents, out_dir)
+    tell(built.summary())
     return written
 
 
@@ -125,6 +161,7 @@ def _render(bundle: Bundle) -> tuple[Rendered, Requirements]:
     )
     try:
         manager = plugin_manager(loaded.packages)
+        check_parameters(manager, bundle.settings)
 
         def gather(hook: str) -> list[tuple[str, Any]]:
             return contributions(manager, hook, context=context)
@@ -363,6 +400,36 @@ def _put_back(done: Sequence[tuple[Path, Path | None]], made: Sequence[Path]) ->
     for folder in sorted(made, key=lambda path: len(path.parts), reverse=True):
         with contextlib.suppress(OSError):
             folder.rmdir()
+
+
+def parameters_of(manager: Any, package: str, given: Mapping[str, Any], where: str) -> Any:
+    """Return `given` (a package's settings or an instance's parameters) converted to the type the
+    package's `argoplug_parameters_type` declares (msgspec, strict), or `given` itself when it declares
+    none. Raises BundleError naming `where` and the field: `settings.eks-pod.clusters[0].name: Expected
+    `str`, got `int``."""
+    import msgspec
+
+    for impl in implementations(manager, "argoplug_parameters_type"):
+        if impl.package != package:
+            continue
+        try:
+            kind = impl.call()
+        except Exception as exc:
+            raise BundleError(f"plugin {package!r}: argoplug_parameters_type raised {exc!r}") from exc
+        try:
+            return msgspec.convert(dict(given), kind, strict=True)
+        except msgspec.ValidationError as exc:
+            text = str(exc)
+            message, _, path = text.partition(" - at `$")
+            field = where + path.rstrip("`") if path else where
+            raise BundleError(f"{field}: {message}") from None
+    return dict(given)
+
+
+def check_parameters(manager: Any, settings: Mapping[str, Mapping[str, Any]]) -> None:
+    """Check each package's `settings` against its declared parameters type (`parameters_of`)."""
+    for package, given in settings.items():
+        parameters_of(manager, package, given, f"settings.{package}")
 
 
 def _check_settings_reach_their_hooks(bundle: Bundle, loaded: LoadedPlugins) -> None:

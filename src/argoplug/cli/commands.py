@@ -354,3 +354,36 @@ def eks_check(
         detail = f": {escape(link.detail)}" if link.detail else ""
         console.print(f"[{colours[link.status]}]{link.status}[/] {escape(link.name)}{detail}")
     raise typer.Exit(1 if any(link.status == "FAIL" for link in links) else 0)
+
+
+@app.command("deploy")
+def deploy_command(
+    bundle: Annotated[Path, typer.Argument(help="The bundle (argoplug.yaml).")] = Path("argoplug.yaml"),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the changes; write nothing.")] = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Delete what the bundle owns but no longer declares.")
+    ] = False,
+    kubeconfig: Annotated[Path | None, typer.Option(help="The kubeconfig (default $KUBECONFIG).")] = None,
+    context: Annotated[str | None, typer.Option(help="The kubeconfig context (default: current).")] = None,
+) -> None:
+    """Apply what `argoplug build` writes for the bundle to the cluster, per namespace, with server-side
+    apply; a failing namespace is rolled back and the others go on. Exit 1 when a namespace failed, 2 for
+    a bad bundle."""
+    from argoplug.deploy.command import run_deploy
+
+    raise typer.Exit(run_deploy(bundle, dry_run=dry_run, prune=prune, kubeconfig=kubeconfig, context=context))
+
+
+@app.command("destroy")
+def destroy_command(
+    bundle: Annotated[Path, typer.Argument(help="The bundle (argoplug.yaml).")] = Path("argoplug.yaml"),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would go; delete nothing.")] = False,
+    kubeconfig: Annotated[Path | None, typer.Option(help="The kubeconfig (default $KUBECONFIG).")] = None,
+    context: Annotated[str | None, typer.Option(help="The kubeconfig context (default: current).")] = None,
+) -> None:
+    """Delete everything the bundle owns (labelled argoplug.dev/bundle), after its destroy hooks."""
+    from argoplug.deploy.command import run_deploy
+
+    raise typer.Exit(
+        run_deploy(bundle, destroying=True, dry_run=dry_run, kubeconfig=kubeconfig, context=context)
+    )

@@ -39,7 +39,9 @@ __all__ = [
     "KEY",
     "OUTPUT_DEFAULTS",
     "DriverPluginArgs",
+    "DriverPluginParameters",
     "argoplug_container_env",
+    "argoplug_parameters_type",
     "argument_problems",
     "driver_plugin",
     "plugins",
@@ -264,6 +266,21 @@ def _result(answer: Any, url: str) -> Result:
     if phase in ("Running", "Pending"):
         return Result.running(message or "the KFP driver is still driving", requeue=5.0, outputs=outputs)
     return Result.failed(message or f"the KFP driver answered {phase}", outputs=outputs)
+
+
+class DriverPluginParameters(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The package's settings (or an instance's parameters): the central driver's `url`, the `ca_file`
+    that verifies it, and the call `timeout` in seconds."""
+
+    url: str = DEFAULT_DRIVER_URL
+    ca_file: str = ""
+    timeout: float = DEFAULT_TIMEOUT
+
+
+@hookimpl
+def argoplug_parameters_type() -> Any:
+    """Return `DriverPluginParameters`: what `settings.driver-plugin` may hold."""
+    return DriverPluginParameters
 
 
 @hookimpl

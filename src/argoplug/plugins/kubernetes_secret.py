@@ -31,7 +31,9 @@ __all__ = [
     "RULES",
     "WORKFLOW_LABEL",
     "KubernetesSecretArgs",
+    "KubernetesSecretParameters",
     "argoplug_kubernetes_rules",
+    "argoplug_parameters_type",
     "plugins",
     "secret_name",
     "secret_plugin",
@@ -298,6 +300,16 @@ def _delete(client: Any, task: Task, name: str) -> Result:
         if exc.status.code != 404:
             raise
     return Result.succeeded(f"{where} deleted", outputs={"name": name})
+
+
+class KubernetesSecretParameters(msgspec.Struct, forbid_unknown_fields=True):
+    """The package takes no settings: each step's block says all (so a bundle's stray key is an error)."""
+
+
+@hookimpl
+def argoplug_parameters_type() -> Any:
+    """Return `KubernetesSecretParameters` (none)."""
+    return KubernetesSecretParameters
 
 
 @hookimpl
