@@ -22,7 +22,7 @@ import sys
 import time
 import traceback
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_TOKEN_FILE",
+    "CallerCheck",
     "ListenError",
     "ServerSettings",
     "configure_logging",
@@ -173,6 +174,13 @@ class ServerSettings(msgspec.Struct, kw_only=True, frozen=True):
                 raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)!r}")
 
 
+CallerCheck = Callable[[str | None], Awaitable[tuple[int, str] | None]]
+"""Who may call the plugins served: an async callable given the `Authorization` header (None when the
+request has none), answering None to accept the call or (HTTP status, message) to refuse it. `create_app`'s
+default compares the agent's token file (`_TokenCheck`); `argoplug serve --upstream-auth tokenreview` gives
+one asking Kubernetes (`argoplug.kube.tokenreview`)."""
+
+
 class _TokenCheck:
     """Compares `Authorization: Bearer <token>` with the token file in constant time.
 
@@ -236,7 +244,12 @@ def _read_token(path: str) -> bytes | None:
 
 class _PluginServer:
     def __init__(
-        self, plugins: Iterable[Plugin[Any]], settings: ServerSettings, hooks: pluggy.PluginManager | None
+        self,
+        plugins: Iterable[Plugin[Any]],
+        settings: ServerSettings,
+        hooks: pluggy.PluginManager | None,
+        *,
+        caller_check: CallerCheck | None = None,
     ) -> None:
         self.plugins: dict[str, Plugin[Any]] = {}
         for plugin in plugins:
@@ -247,7 +260,9 @@ class _PluginServer:
                 )
             self.plugins[plugin.key] = plugin
         self.settings = settings
-        self.token = _TokenCheck(settings.token_file)
+        # The agent's token file, unless the caller is checked another way (then the file is not read).
+        self.checks_token_file = caller_check is None
+        self.caller_check: CallerCheck = caller_check or _TokenCheck(settings.token_file).problem
         # Handler calls whose caller was answered "still running": (plugin key, task key) → the call.
         # The task's next call waits for it or takes its result. Calls within the deadline are not here:
         # two parallel steps with identical templates (Argo sends no node ID) each run their handler.
@@ -293,7 +308,11 @@ class _PluginServer:
         plugin = next((self.plugins[k] for k in keys if k in self.plugins), None)
         if plugin is None:
             return Response(_EMPTY_REPLY, media_type=_JSON)
-        refusal = await self.token.problem(request.headers.get("authorization"))
+        try:
+            refusal = await self.caller_check(request.headers.get("authorization"))
+        except Exception as exc:  # the check's own trouble, not the caller's: 503, which the agent retries
+            log.error("the caller check failed for plugin key %r", plugin.key, exc_info=exc)
+            refusal = 503, f"the caller check failed: {type(exc).__name__}"
         if refusal is not None:
             log.warning("refused template.execute for plugin key %r: %s", plugin.key, refusal[1])
             return _error(*refusal)
@@ -533,7 +552,7 @@ class _PluginServer:
         if self.settings.tune_gc:
             # Just after the server listens: the agent must get its first answer fast (docs/contract.md §3.7).
             asyncio.get_running_loop().call_later(_GC_TUNE_DELAY, _tune_gc)
-        problem = token_file_problem(self.settings.token_file)
+        problem = token_file_problem(self.settings.token_file) if self.checks_token_file else None
         if problem is not None:
             log.warning("%s", problem)
         log.info("serving plugin keys %s", ", ".join(sorted(self.plugins)) or "(none)")
@@ -713,13 +732,21 @@ def create_app(
     settings: ServerSettings | None = None,
     *,
     hooks: pluggy.PluginManager | None = None,
+    caller_check: CallerCheck | None = None,
 ) -> Starlette:
     """Build the ASGI app serving `plugins`, calling the server hooks implemented in `hooks`.
 
     Routes: `POST /api/v1/template.execute` (docs/contract.md §2–§4) and `GET /healthz`. A template whose
-    plugin
-    key is not served gets `200 {}`; the token is checked only for served keys (403 on mismatch or a
-    missing header); a malformed body gets 400; a handler's error is a Failed/Error node in a 200 reply.
+    plugin key is not served gets `200 {}`; the caller is checked only for served keys; a malformed body
+    gets 400; a handler's error is a Failed/Error node in a 200 reply.
+
+    `caller_check` (a `CallerCheck`) decides who may call: awaited with the `Authorization` header of each
+    call of a served key (never of a foreign key's `{}`), it answers None to accept the call or (status,
+    message) to refuse it, answered as `{"error": message}` with that status. The default compares the
+    header with `Bearer <settings.token_file's token>` in constant time (docs/contract.md §4): 403 for a
+    missing or wrong header, 503 when the file is missing, unreadable or empty; the start-up warning about
+    a token file this process cannot read is given only with the default. A check that blocks must run
+    off the event loop (`asyncio.to_thread`); one that raises is logged and the call answered 503.
 
     `hooks` (see `argoplug.hooks.plugin_manager`): the app's lifespan calls `argoplug_startup` before
     the first answer and `argoplug_shutdown` at the end; `argoplug_before_execute` and
@@ -727,7 +754,7 @@ def create_app(
     implementations are taken here, once. Raises ValueError when two plugins claim the same key, and
     HookError for a wrapper implementation of a server hook.
     """
-    server = _PluginServer(plugins, settings or ServerSettings(), hooks)
+    server = _PluginServer(plugins, settings or ServerSettings(), hooks, caller_check=caller_check)
     app = Starlette(
         routes=[
             Route(EXECUTE_PATH, server.execute, methods=["POST"]),
@@ -840,8 +867,10 @@ def serve(
     port: int = DEFAULT_PORT,
     settings: ServerSettings | None = None,
     hooks: pluggy.PluginManager | None = None,
+    caller_check: CallerCheck | None = None,
 ) -> None:
-    """Serve `plugins` on `host:port` with uvicorn until SIGTERM or SIGINT, with the server hooks of `hooks`.
+    """Serve `plugins` on `host:port` with uvicorn until SIGTERM or SIGINT, with the server hooks of `hooks`
+    and `caller_check` (see `create_app`).
 
     The startup hooks run before the port is bound; the shutdown hooks after the last answer, once a
     signal came: calls in flight get `STOP_GRACE` seconds, then the external jobs still running are
@@ -859,7 +888,7 @@ def serve(
     except OSError as exc:
         why = os.strerror(exc.errno) if exc.errno else str(exc)
         raise ListenError(f"cannot listen on {host}:{port}: {why}") from None
-    app = create_app(plugins, settings, hooks=hooks)
+    app = create_app(plugins, settings, hooks=hooks, caller_check=caller_check)
     config = uvicorn_config(app, host=host, port=port, timeout_graceful_shutdown=STOP_GRACE)
     server: _PluginServer = app.state.plugin_server
     # A startup hook's failure is logged by the server, with the hook's traceback; uvicorn would log it
