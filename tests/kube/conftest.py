@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import trustme
-from lightkube import Client
+from lightkube import ApiError, Client
 from lightkube.config.kubeconfig import KubeConfig
 from lightkube.models.authentication_v1 import TokenRequestSpec
 from lightkube.models.meta_v1 import ObjectMeta
@@ -41,6 +41,21 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: fl
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {timeout} s: {predicate}")
         time.sleep(interval)
+
+
+def api_error(call: Any, *args: Any, **kwargs: Any) -> ApiError:
+    """The ApiError that `call(*args, **kwargs)` raises (AssertionError when it raises none)."""
+    with pytest.raises(ApiError) as caught:
+        call(*args, **kwargs)
+    return caught.value
+
+
+def status_body(error: ApiError) -> dict[str, Any]:
+    """The Status the API answered, as the bytes said it (not lightkube's decoding of it)."""
+    assert error.response is not None
+    assert error.response.headers["content-type"] == "application/json"
+    body: dict[str, Any] = error.response.json()
+    return body
 
 
 @dataclasses.dataclass

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from lightkube import ApiError
 from lightkube import operators as op
 from lightkube.config.client_adapter import Client as lightkube_http_client
 from lightkube.config.client_adapter import ConnectionParams
@@ -22,7 +21,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ConfigMap
 from lightkube.types import PatchType
 
-from .conftest import KubeTarget
+from .conftest import KubeTarget, api_error, status_body
 
 
 @pytest.fixture
@@ -37,20 +36,6 @@ def config_map(
     namespace: str, name: str = "", *, data: dict[str, str] | None = None, **meta: Any
 ) -> ConfigMap:
     return ConfigMap(metadata=ObjectMeta(name=name or None, namespace=namespace, **meta), data=data)
-
-
-def api_error(call: Any, *args: Any, **kwargs: Any) -> ApiError:
-    with pytest.raises(ApiError) as caught:
-        call(*args, **kwargs)
-    return caught.value
-
-
-def status_body(error: ApiError) -> dict[str, Any]:
-    """The Status the API answered, as the bytes said it (not lightkube's decoding of it)."""
-    assert error.response is not None
-    assert error.response.headers["content-type"] == "application/json"
-    body: dict[str, Any] = error.response.json()
-    return body
 
 
 class TestDiscovery:

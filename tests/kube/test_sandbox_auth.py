@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from lightkube import ApiError, Client
+from lightkube import Client
 from lightkube.config.client_adapter import Client as lightkube_http_client
 from lightkube.config.client_adapter import ConnectionParams
 from lightkube.config.models import User
@@ -33,7 +33,7 @@ from lightkube.resources.core_v1 import ConfigMap, Secret, ServiceAccount
 
 from argoplug.kube.access import ClusterAccess, StaticToken
 
-from .conftest import KubeTarget
+from .conftest import KubeTarget, api_error, status_body
 
 ACCOUNT = "reader"
 # The Role the ServiceAccount `reader` is bound to: read configmaps, nothing else.
@@ -57,20 +57,6 @@ def bad_token_http(kube_target: KubeTarget) -> Iterator[httpx2.Client]:
     single = admin._replace(user=User(token="nope"))
     with lightkube_http_client(single, ConnectionParams(trust_env=False)) as client:
         yield client
-
-
-def api_error(call: Any, *args: Any, **kwargs: Any) -> ApiError:
-    with pytest.raises(ApiError) as caught:
-        call(*args, **kwargs)
-    return caught.value
-
-
-def status_body(error: ApiError) -> dict[str, Any]:
-    """The Status the API answered, as the bytes said it (not lightkube's decoding of it)."""
-    assert error.response is not None
-    assert error.response.headers["content-type"] == "application/json"
-    body: dict[str, Any] = error.response.json()
-    return body
 
 
 def account_user(namespace: str, name: str = ACCOUNT) -> str:

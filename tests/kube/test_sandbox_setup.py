@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from lightkube import ApiError, Client
+from lightkube import Client
 from lightkube.config.client_adapter import Client as lightkube_http_client
 from lightkube.config.client_adapter import ConnectionParams
 from lightkube.generic_resource import create_namespaced_resource
@@ -32,7 +32,7 @@ from lightkube.types import PatchType
 
 from argoplug.kube.sandbox import KubeSandbox, SandboxError, load_objects
 
-from .conftest import KubeTarget
+from .conftest import KubeTarget, api_error
 
 Workflow = create_namespaced_resource("argoproj.io", "v1alpha1", "Workflow", "workflows")
 WorkflowTemplate = create_namespaced_resource(
@@ -86,12 +86,6 @@ def sandbox_client(
     `admin`."""
     with Client(sandbox.config(token, namespace=namespace), field_manager="argoplug-tests") as client:
         yield client
-
-
-def api_error(call: Any, *args: Any, **kwargs: Any) -> ApiError:
-    with pytest.raises(ApiError) as caught:
-        call(*args, **kwargs)
-    return caught.value
 
 
 class TestArgoCrds:
