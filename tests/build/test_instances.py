@@ -133,3 +133,17 @@ def test_settings_are_checked_against_the_packages_type_in_a_plain_bundle(tmp_pa
     with pytest.raises(BundleError) as raised:
         build_bundle(source, tmp_path / "out")
     assert "settings.kubernetes-secret: Object contains unknown field `x`" in str(raised.value)
+
+
+def test_a_namespace_selector_is_for_deploy_alone(tmp_path: Path) -> None:
+    assert "give either `namespaceSelector` or `namespaces`" in refused(
+        bundle(plugins=["p"], namespaces=["a"], namespaceSelector={"team": "x"})
+    )
+    assert "namespaceSelector: 'bad key!' is not a label key" in refused(
+        bundle(plugins=["p"], namespaceSelector={"bad key!": "x"})
+    )
+    source = tmp_path / "argoplug.yaml"
+    source.write_text(yaml.safe_dump(bundle(plugins=["kubernetes-secret"], namespaceSelector={"team": "x"})))
+    with pytest.raises(BundleError) as raised:
+        build_bundle(source, tmp_path / "out")
+    assert "argoplug build reaches no cluster" in str(raised.value)

@@ -221,3 +221,28 @@ def test_the_commands_against_a_kubeconfig(
     gone = argoplug("destroy")
     assert gone.returncode == 0, gone.stdout + gone.stderr
     assert owned(kube_target, name) == set()
+
+
+def test_a_namespace_selector_deploys_to_every_namespace_with_the_labels(
+    kube_target: KubeTarget, namespaces: list[str]
+) -> None:
+    """As KFP labels its profile namespaces: the bundle names the label, deploy finds the namespaces."""
+    from lightkube.types import PatchType
+
+    name = f"s{uuid.uuid4().hex[:8]}"
+    label = {"argoplug.dev/test-profile": name}
+    client = kube_target.client()
+    client.patch(Namespace, namespaces[1], {"metadata": {"labels": label}}, patch_type=PatchType.MERGE)
+    b = bundle(name, plugins=["kubernetes-secret"], namespaceSelector=label)
+    deploy(b, client)
+    assert {ns for ns, _, _ in owned(kube_target, name)} == {namespaces[1]}
+    client.patch(Namespace, namespaces[0], {"metadata": {"labels": label}}, patch_type=PatchType.MERGE)
+    deploy(b, client)
+    assert {ns for ns, _, _ in owned(kube_target, name)} == set(namespaces)
+    destroy(b, client)
+    assert owned(kube_target, name) == set()
+    with pytest.raises(BundleError) as raised:
+        deploy(
+            bundle(name, plugins=["kubernetes-secret"], namespaceSelector={"argoplug.dev/none": name}), client
+        )
+    assert "no namespace carries the labels" in str(raised.value)

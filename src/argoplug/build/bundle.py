@@ -44,6 +44,7 @@ __all__ = [
     "instance_bundles",
     "load_bundle",
     "parse_bundle",
+    "select_namespaces",
 ]
 
 DEFAULT_ARGO_VERSION = ">= v3.3"
@@ -185,6 +186,9 @@ class Bundle(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     - `namespaces` (["argo"]): where the plugin is installed. `workflowServiceAccount`: what workflows run
       as (default: `<name>-executor-plugin` with `iamRoleArn`, else `default`).
     - `env` ([]): extra EnvVars. `logLevel`, `handlerDeadline` (seconds): `argoplug serve` options.
+    - `namespaceSelector` ({}): labels (matchLabels) naming the namespaces to deploy to, instead of
+      `namespaces`: `argoplug deploy` lists the namespaces that carry them (KFP labels its profile
+      namespaces); `argoplug build`, which reaches no cluster, refuses it.
     - `instances` ([]): plugin instances per namespace (`Instance`), instead of `plugins`, `settings` and
       `namespaces`: each is built and deployed as a bundle of its own (`instance_bundles`), with this
       bundle's other fields. Several instances of one package may differ in parameters, each in a
@@ -207,6 +211,7 @@ class Bundle(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     log_level: Literal["debug", "info", "warning", "error"] | None = None
     handler_deadline: float | None = None
     instances: list[Instance] = []
+    namespace_selector: dict[str, str] = {}
 
     @property
     def sidecar_name(self) -> str:
@@ -305,6 +310,11 @@ def parse_bundle(raw: Any, *, source: str = "bundle") -> Bundle:
             problems = [str(exc)]
         else:
             problems = _value_problems(bundle)
+            if bundle.namespace_selector and ("namespaces" in raw or bundle.instances):
+                problems.append(
+                    "namespaceSelector: give either `namespaceSelector` or `namespaces` / `instances`"
+                )
+            problems.extend(_selector_problems(bundle.namespace_selector))
             if bundle.instances and "namespaces" in raw:
                 problems.append(
                     "namespaces: give either `namespaces` or `instances` (each names its namespace)"
@@ -398,6 +408,25 @@ def _plugin_list_problems(bundle: Bundle) -> list[str]:
                 f"`plugins`: {', '.join(bundle.plugins) or 'none'})"
             )
     return problems
+
+
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+def _selector_problems(selector: Mapping[str, str]) -> list[str]:
+    problems = []
+    for key, value in selector.items():
+        if not _LABEL_KEY.match(key) or len(key.rpartition("/")[2]) > 63:
+            problems.append(f"namespaceSelector: {key!r} is not a label key ([prefix/]name)")
+        if len(value) > 63 or not _LABEL_VALUE.match(value):
+            problems.append(f"namespaceSelector.{key}: {value!r} is not a label value")
+    return problems
+
+
+def select_namespaces(bundle: Bundle, namespaces: list[str]) -> Bundle:
+    """`bundle` with the namespaces its `namespaceSelector` found in a cluster (sorted), as `namespaces`."""
+    return msgspec.structs.replace(bundle, namespaces=sorted(namespaces), namespace_selector={})
 
 
 def _instance_problems(bundle: Bundle) -> list[str]:

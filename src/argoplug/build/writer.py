@@ -82,6 +82,11 @@ def build_bundle(
     build (naming the distribution and ending with pip's last lines).
     """
     bundle = load_bundle(bundle_file)
+    if bundle.namespace_selector:
+        raise BundleError(
+            "namespaceSelector: argoplug build reaches no cluster to find the namespaces that carry "
+            "those labels; give `namespaces` to build, or run argoplug deploy"
+        )
     out_dir = Path(out_dir)
     # A bundle of `instances` is one build per instance, in `<namespace>/<instance>/`; all are rendered
     # (and so checked) before anything is written.

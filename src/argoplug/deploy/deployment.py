@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from argoplug.build.bundle import Bundle, instance_bundles
+from argoplug.build.bundle import Bundle, BundleError, instance_bundles, select_namespaces
 from argoplug.build.writer import parameters_of, render_instance
 from argoplug.hooks import HookError, failure_message, implementations, plugin_manager
 from argoplug.hookspecs import DeployContext
@@ -189,6 +189,7 @@ def deploy(
     the objects labelled as this bundle's that it no longer declares, also in namespaces it left.
     `progress` is told each change as it happens. Raises BundleError (nothing written) for a bad bundle.
     """
+    bundle = _selected(bundle, client)
     units = plan(bundle)
     namespaces: dict[str, list[Unit]] = {}
     for unit in units:
@@ -207,7 +208,7 @@ def destroy(
 ) -> list[NamespaceOutcome]:
     """Delete everything labelled as the bundle's, in every namespace, after the destroy hooks of its
     instances there; return each namespace's outcome. A failing hook leaves its namespace as it is."""
-    units = {(unit.namespace, unit.instance): unit for unit in plan(bundle)}
+    units = {(unit.namespace, unit.instance): unit for unit in plan(_selected(bundle, client))}
     outcomes = []
     for namespace, objects in _owned(client, bundle.name).items():
         outcome = NamespaceOutcome(namespace)
@@ -347,6 +348,18 @@ def _roll_back(client: Any, created: list[Any], before: list[Any]) -> None:
             else:
                 old.metadata.resourceVersion = current.metadata.resourceVersion
                 client.replace(old)
+
+
+def _selected(bundle: Bundle, client: Any) -> Bundle:
+    """The bundle with the namespaces its `namespaceSelector` names in the cluster (itself without one)."""
+    if not bundle.namespace_selector:
+        return bundle
+    from lightkube.resources.core_v1 import Namespace
+
+    found = [str(ns.metadata.name) for ns in client.list(Namespace, labels=dict(bundle.namespace_selector))]
+    if not found:
+        raise BundleError(f"namespaceSelector: no namespace carries the labels {bundle.namespace_selector}")
+    return select_namespaces(bundle, found)
 
 
 def _owned(client: Any, bundle_name: str) -> dict[str, list[Any]]:
