@@ -602,7 +602,7 @@ def test_serve_defaults_to_the_reviewers_account_and_imports_no_kube_without_tok
         "import sys\n"
         "from argoplug.cli.serve import serve\n"
         "code = serve(['--plugin', 'no-such-plugin'])\n"
-        "print(code, sorted(m for m in ('lightkube', 'argoplug.kube') if m in sys.modules))\n"
+        "print(code, sorted(m for m in ('lightkube', 'argoplug.kube') if m in sys.modules), flush=True)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.stdout.split("\n")[0] == "2 []", done.stdout + done.stderr
+    assert done.stdout.split("\n")[0] == "2 []", (done.returncode, done.stdout + done.stderr)
