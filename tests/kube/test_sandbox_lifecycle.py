@@ -245,22 +245,20 @@ class TestGarbageCollection:
                     (cm := exists(client, kube_namespace, f"dependent-{n}")) and cm.metadata.deletionTimestamp
                 )
             )
-        client.patch(
-            ConfigMap,
-            "dependent-1",
-            {"metadata": {"finalizers": None}},
-            namespace=kube_namespace,
-            patch_type=PatchType.MERGE,
-        )
+
+        def release(name: str) -> None:  # drop the dependent's own finalizer
+            client.patch(
+                ConfigMap,
+                name,
+                {"metadata": {"finalizers": None}},
+                namespace=kube_namespace,
+                patch_type=PatchType.MERGE,
+            )
+
+        release("dependent-1")
         wait_until(lambda: exists(client, kube_namespace, "dependent-1") is None)
         assert exists(client, kube_namespace, "owner") is not None  # dependent-2 still blocks it
-        client.patch(
-            ConfigMap,
-            "dependent-2",
-            {"metadata": {"finalizers": None}},
-            namespace=kube_namespace,
-            patch_type=PatchType.MERGE,
-        )
+        release("dependent-2")
         wait_until(lambda: exists(client, kube_namespace, "owner") is None)
 
     def test_a_dependent_of_an_owner_that_never_existed_is_collected(

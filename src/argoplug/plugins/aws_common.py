@@ -25,6 +25,7 @@ __all__ = [
     "Trackers",
     "check_account",
     "common_problems",
+    "duration_seconds",
     "joined",
     "large_output",
     "outputs_of_action",
@@ -195,10 +196,10 @@ def joined(parts: Sequence[str]) -> str:
     return "; ".join(part for part in parts if part)
 
 
-def poll_seconds(value: float | str) -> float:
-    """Seconds of a `poll` value: a number, a numeric string ("30") or a Go duration ("2m").
+def duration_seconds(value: float | str, *, maximum: float) -> float:
+    """Seconds of a duration argument: a number, a numeric string ("30") or a Go duration ("2m").
 
-    Raises ValueError unless it is above 0 and at most `MAX_POLL` (a day).
+    Raises ValueError unless it is above 0 and at most `maximum` seconds (said in hours).
     """
     if isinstance(value, str):
         try:
@@ -207,6 +208,14 @@ def poll_seconds(value: float | str) -> float:
             seconds = parse_duration(value.strip())
     else:
         seconds = float(value)
-    if not 0 < seconds <= MAX_POLL:  # also refuses nan
-        raise ValueError(f"expected a duration > 0 and at most 24h (seconds or e.g. '2m'), got {value!r}")
+    if not 0 < seconds <= maximum:  # also refuses nan
+        raise ValueError(
+            f"expected a duration > 0 and at most {maximum / 3600:g}h (seconds or e.g. '2m'), got {value!r}"
+        )
     return seconds
+
+
+def poll_seconds(value: float | str) -> float:
+    """Seconds of a `poll` value (`duration_seconds`); ValueError unless above 0 and at most `MAX_POLL`
+    (a day)."""
+    return duration_seconds(value, maximum=MAX_POLL)

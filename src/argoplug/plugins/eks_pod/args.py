@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from argoplug.plugins import aws_common
 from argoplug.plugins.aws_common import common_problems
-from argoplug.protocol import parse_duration
 
 __all__ = [
     "DEFAULT_LOG_LINES",
@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 DEFAULT_STARTUP_TIMEOUT = 120.0  # seconds: EksPodOperator's startup_timeout_seconds default
+MAX_STARTUP_TIMEOUT = 7 * 86_400.0  # seconds
 DEFAULT_LOG_LINES = 100
 MAX_LOG_LINES = 10_000
 # A pod's name is a DNS-1123 subdomain; 63 characters keep it a valid hostname and label value too.
@@ -87,17 +88,9 @@ class EksPodArgs(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 def duration_seconds(value: float | str) -> float:
-    """Seconds of a number, a numeric string ("30") or a Go duration ("2m"); ValueError unless > 0."""
-    if isinstance(value, str):
-        try:
-            seconds = float(value)
-        except ValueError:
-            seconds = parse_duration(value.strip())
-    else:
-        seconds = float(value)
-    if not 0 < seconds <= 7 * 86_400:  # also refuses nan
-        raise ValueError(f"expected a duration > 0 and at most 168h (seconds or e.g. '2m'), got {value!r}")
-    return seconds
+    """Seconds of a `startup_timeout`: a number, a numeric string or a Go duration; ValueError unless
+    above 0 and at most a week (`aws_common.duration_seconds`)."""
+    return aws_common.duration_seconds(value, maximum=MAX_STARTUP_TIMEOUT)
 
 
 _CONTAINER_FIELDS = ("image", "command", "args", "env", "resources", "service_account_name")
